@@ -1,0 +1,50 @@
+//! The command line (SPEC §8), as clap types and nothing else.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "supervisor",
+    version,
+    about = "Init and process supervisor for application containers",
+    long_about = "Init and process supervisor for application containers: PID 1 done right, \
+                  the environment validated before anything starts, migrations applied once \
+                  across replicas, processes started in order, restarted and stopped gracefully.",
+    arg_required_else_help = true,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Config file [default: $SUPERVISOR_CONFIG, ./supervisor.toml, then ./Procfile]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate, start and supervise every process until stopped (the container's ENTRYPOINT)
+    Run {
+        /// Deployment context (production, staging, …) [default: $SUPERVISOR_CONTEXT]
+        #[arg(long, value_name = "NAME")]
+        context: Option<String>,
+    },
+    /// Run one command with the same environment as `run`, reaping and forwarding signals
+    Exec {
+        /// Deployment context (production, staging, …) [default: $SUPERVISOR_CONTEXT]
+        #[arg(long, value_name = "NAME")]
+        context: Option<String>,
+        /// The command and its arguments, after `--`
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<OsString>,
+    },
+}

@@ -1,0 +1,323 @@
+//! `supervisor.toml` or a `Procfile` → a validated [`Config`].
+//!
+//! This module knows nothing of running processes: it turns text into plain
+//! data whose durations, signals and dependency names are already checked,
+//! and reports *every* problem at once with file, line and key (SPEC §2).
+//! Values that depend on the environment (`${VAR}` templates, `instances`)
+//! are kept as [`Template`]s and expanded by `plan` once the environment has
+//! been built and validated.
+//!
+//! `raw` mirrors the file, `validate` turns it into [`Config`], `procfile`
+//! reads the fallback format, `settings` reads the `SUPERVISOR_*` variables.
+
+mod procfile;
+mod raw;
+pub mod settings;
+mod validate;
+
+pub use validate::DEFAULT_STOP_TIMEOUT;
+
+pub mod interpolate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+pub use interpolate::Template;
+pub use raw::{Condition, LogMode, RestartMode};
+
+/// Where the config came from, for messages and relative paths.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The path as the user gave it or as we found it; used in messages.
+    pub path: PathBuf,
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Toml,
+    Procfile,
+}
+
+#[expect(
+    dead_code,
+    reason = "read by phases that land with later issues (env, health, migrate)"
+)]
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: Source,
+    /// Relative paths in the file (`cwd`, `[env].files`, `[migrate].dir`) are
+    /// relative to the config file's folder, as in docker compose.
+    pub base_dir: PathBuf,
+    pub wait_for: Vec<String>,
+    pub wait_timeout: Duration,
+    pub env: EnvSection,
+    pub health: HealthSection,
+    pub migrate: Option<MigrateSection>,
+    pub tasks: Vec<Task>,
+    pub processes: Vec<Process>,
+}
+
+#[expect(
+    dead_code,
+    reason = "read by phases that land with later issues (env, health, migrate)"
+)]
+#[derive(Debug, Clone, Default)]
+pub struct EnvSection {
+    pub schema: Option<PathBuf>,
+    pub files: Vec<PathBuf>,
+    pub context_var: Option<String>,
+}
+
+#[expect(
+    dead_code,
+    reason = "read by phases that land with later issues (env, health, migrate)"
+)]
+#[derive(Debug, Clone)]
+pub struct HealthSection {
+    /// `None` when the file says `listen = "off"`.
+    pub listen: Option<String>,
+}
+
+pub const DEFAULT_HEALTH_LISTEN: &str = "0.0.0.0:9090";
+
+#[expect(
+    dead_code,
+    reason = "read by phases that land with later issues (env, health, migrate)"
+)]
+#[derive(Debug, Clone)]
+pub struct MigrateSection {
+    pub database_url_env: String,
+    pub dir: Option<PathBuf>,
+    pub command: Option<CommandLine>,
+    pub fingerprint: Vec<String>,
+    pub lock_name: String,
+    pub lock_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+#[expect(
+    dead_code,
+    reason = "read by phases that land with later issues (env, health, migrate)"
+)]
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: String,
+    pub command: CommandLine,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, Template)>,
+    /// Runs only in these contexts; every context when `None`.
+    pub contexts: Option<Vec<String>>,
+    pub under_lock: bool,
+    pub user: Option<String>,
+}
+
+/// How a command is started: a string goes through `/bin/sh -c`, an array is exec'd as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandLine {
+    Shell(String),
+    Exec(Vec<String>),
+}
+
+impl fmt::Display for CommandLine {
+    /// For logs of our own config only; never used for child environment values.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandLine::Shell(line) => f.write_str(line),
+            CommandLine::Exec(argv) => f.write_str(&argv.join(" ")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub name: String,
+    pub command: CommandLine,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, Template)>,
+    pub instances: Instances,
+    pub restart: RestartPolicy,
+    pub is_critical: bool,
+    pub stop_signal: Signal,
+    pub stop_timeout: Duration,
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "probes land with the health issue")
+    )]
+    pub ready: Option<Probe>,
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "probes land with the health issue")
+    )]
+    pub live: Option<Probe>,
+    pub depends_on: Vec<Dependency>,
+    pub user: Option<String>,
+    pub log: LogMode,
+}
+
+#[derive(Debug, Clone)]
+pub enum Instances {
+    Count(u32),
+    /// Expanded and checked once the environment is known; `key` and `line` are kept for that message.
+    Template {
+        template: Template,
+        line: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestartPolicy {
+    pub mode: RestartMode,
+    pub backoff: Backoff,
+    pub max_restarts: u32,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub process: String,
+    pub condition: Condition,
+}
+
+#[expect(
+    dead_code,
+    reason = "read by phases that land with later issues (env, health, migrate)"
+)]
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub check: Check,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub failure_threshold: u32,
+    pub success_threshold: u32,
+}
+
+#[expect(
+    dead_code,
+    reason = "read by phases that land with later issues (env, health, migrate)"
+)]
+#[derive(Debug, Clone)]
+pub enum Check {
+    Http(String),
+    Tcp(String),
+    Exec(CommandLine),
+}
+
+/// One config problem, with everything needed to find it in the file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// Dotted key such as `process.web.stop_timeout`; empty for syntax errors.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no supervisor.toml or Procfile in {}\nhint: pass --config PATH or set SUPERVISOR_CONFIG", dir.display())]
+    NotFound { dir: PathBuf },
+    #[error("{}: cannot read the config: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every problem found, sorted by file and line.
+    #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\nerror: "))]
+    Invalid { problems: Vec<Problem> },
+    #[error("{variable}: {message}")]
+    Setting { variable: String, message: String },
+}
+
+/// Finds the config: `--config` > `$SUPERVISOR_CONFIG` > `./supervisor.toml` > `./Procfile` (SPEC §1).
+pub fn locate(explicit: Option<&Path>) -> Result<Source, ConfigError> {
+    if let Some(path) = explicit {
+        return Ok(Source {
+            path: path.to_path_buf(),
+            format: format_of(path),
+        });
+    }
+    for (name, format) in [
+        ("supervisor.toml", Format::Toml),
+        ("Procfile", Format::Procfile),
+    ] {
+        let path = PathBuf::from(name);
+        if path.is_file() {
+            return Ok(Source { path, format });
+        }
+    }
+    Err(ConfigError::NotFound {
+        dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    })
+}
+
+/// A file whose name starts with `Procfile` (`Procfile`, `Procfile.dev`) is read as one.
+fn format_of(path: &Path) -> Format {
+    let is_procfile = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("Procfile"));
+    if is_procfile {
+        Format::Procfile
+    } else {
+        Format::Toml
+    }
+}
+
+/// Reads and validates the config at `source`.
+pub fn load(source: Source) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(&source.path).map_err(|err| ConfigError::Read {
+        path: source.path.clone(),
+        source: err,
+    })?;
+    let base_dir = match source.path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let result = match source.format {
+        Format::Toml => validate::from_toml(&text, source, base_dir),
+        Format::Procfile => validate::from_procfile(&text, source, base_dir),
+    };
+    result.map_err(|mut problems| {
+        problems.sort();
+        ConfigError::Invalid { problems }
+    })
+}
+
+/// Parses `config` text as if it came from `path`; for unit tests.
+#[cfg(test)]
+pub fn parse_str(text: &str) -> Result<Config, ConfigError> {
+    let dir = std::env::temp_dir().join(format!("supervisor-config-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(format!("t{}.toml", fastrand::u64(..)));
+    std::fs::write(&path, text).expect("temp dir is writable");
+    let result = load(Source {
+        path: path.clone(),
+        format: Format::Toml,
+    });
+    let _ = std::fs::remove_file(&path);
+    result
+}

@@ -1,0 +1,132 @@
+//! The supervisor's own `SUPERVISOR_*` settings (SPEC §2), read with envy.
+//!
+//! Precedence is flag > variable > file; this module only reads the
+//! variables. Values are read as strings and checked here so that a bad one
+//! is reported by variable name without echoing it.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// How our own events and child lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human text: `name.instance | line` for children, tracing's text for us.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawSettings {
+    config: Option<String>,
+    context: Option<String>,
+    log_format: Option<String>,
+    health_listen: Option<String>,
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+#[expect(
+    dead_code,
+    reason = "context and health_listen are read by the env and health phases"
+)]
+pub struct Settings {
+    pub config: Option<PathBuf>,
+    pub context: Option<String>,
+    pub log_format: LogFormat,
+    pub health_listen: Option<String>,
+    /// A tracing filter such as `info` or `supervisor=debug`.
+    pub log_level: Option<String>,
+}
+
+impl Settings {
+    /// Reads the settings from the real environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Settings::from_vars(std::env::vars_os())
+    }
+
+    /// Reads the settings from `vars`. Non-UTF-8 `SUPERVISOR_*` values are an
+    /// error; everything else in the environment is none of our business
+    /// (envy's own `from_env` would panic on a non-UTF-8 `PATH`).
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut ours = Vec::new();
+        for (name, value) in vars {
+            let Some(name) = name.to_str().filter(|name| name.starts_with("SUPERVISOR_")) else {
+                continue;
+            };
+            let value = value.into_string().map_err(|_| ConfigError::Setting {
+                variable: name.to_string(),
+                message: "is not valid UTF-8".to_string(),
+            })?;
+            ours.push((name.to_string(), value));
+        }
+        let raw: RawSettings = envy::prefixed("SUPERVISOR_")
+            .from_iter(ours)
+            .map_err(|err| ConfigError::Setting {
+                variable: "SUPERVISOR_*".to_string(),
+                message: format!("cannot be read: {err}"),
+            })?;
+        let log_format = match raw
+            .log_format
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("") | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => {
+                return Err(ConfigError::Setting {
+                    variable: "SUPERVISOR_LOG_FORMAT".to_string(),
+                    message: "must be \"text\" or \"json\"".to_string(),
+                })
+            }
+        };
+        let non_empty = |value: Option<String>| value.filter(|value| !value.is_empty());
+        Ok(Settings {
+            config: non_empty(raw.config).map(PathBuf::from),
+            context: non_empty(raw.context),
+            log_format,
+            health_listen: non_empty(raw.health_listen),
+            log_level: non_empty(raw.log_level),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    #[test]
+    fn reads_our_variables_and_ignores_the_rest() {
+        let settings = Settings::from_vars(vars(&[
+            ("SUPERVISOR_CONFIG", "/app/supervisor.toml"),
+            ("SUPERVISOR_LOG_FORMAT", "JSON"),
+            ("SUPERVISOR_CONTEXT", "staging"),
+            ("SUPERVISOR_PROCESS", "web"),
+            ("PATH", "/bin"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.config, Some(PathBuf::from("/app/supervisor.toml")));
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert_eq!(settings.context.as_deref(), Some("staging"));
+    }
+
+    #[test]
+    fn names_a_bad_variable_without_its_value() {
+        let err = Settings::from_vars(vars(&[("SUPERVISOR_LOG_FORMAT", "s3cr3t")])).unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("SUPERVISOR_LOG_FORMAT:"), "{message}");
+        assert!(!message.contains("s3cr3t"));
+    }
+}

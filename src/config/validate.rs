@@ -1,0 +1,911 @@
+//! Raw file → [`Config`], collecting every problem with file, line and key.
+//!
+//! serde can only report the first error of a document, so anything that is
+//! a *value* problem (a duration, a signal, a dependency name) is checked here
+//! instead, where all of them can be gathered and reported together.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use nix::sys::signal::Signal;
+use toml::Spanned;
+
+use super::interpolate::Template;
+use super::procfile;
+use super::raw::{
+    self, Condition, RawCommand, RawConfig, RawDependsOn, RawInstances, RawProbe, RawProcess,
+};
+use super::{
+    Backoff, Check, CommandLine, Config, Dependency, EnvSection, HealthSection, Instances, LogMode,
+    MigrateSection, Probe, Problem, Process, RestartMode, RestartPolicy, Source, Task,
+    DEFAULT_HEALTH_LISTEN,
+};
+
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(30),
+};
+pub const DEFAULT_MAX_RESTARTS: u32 = 10;
+pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(60);
+const MAX_INSTANCES: i64 = 1024;
+
+/// Collects problems against one file.
+struct Checker<'a> {
+    text: &'a str,
+    file: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn line_of(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn report(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let line = span.map(|span| self.line_of(span));
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line,
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
+        let Some(value) = value else { return default };
+        match parse_duration(value.get_ref()) {
+            Some(duration) => duration,
+            None => {
+                self.report(
+                    Some(value.span()),
+                    key,
+                    format!(
+                        "invalid duration {:?} (expected e.g. \"500ms\", \"5s\", \"15m\")",
+                        value.get_ref()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn signal(&mut self, value: Option<&Spanned<String>>, key: &str, default: Signal) -> Signal {
+        let Some(value) = value else { return default };
+        match parse_signal(value.get_ref()) {
+            Some(signal) => signal,
+            None => {
+                self.report(
+                    Some(value.span()),
+                    key,
+                    format!(
+                        "unknown signal {:?} (expected e.g. \"SIGTERM\", \"SIGINT\", \"SIGQUIT\")",
+                        value.get_ref()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn command(&mut self, raw: &RawCommand, span: Option<Range<usize>>, key: &str) -> CommandLine {
+        match raw {
+            RawCommand::Shell(line) => {
+                if line.trim().is_empty() {
+                    self.report(span, key, "is empty");
+                }
+                CommandLine::Shell(line.clone())
+            }
+            RawCommand::Exec(argv) => {
+                if argv.first().is_none_or(|program| program.is_empty()) {
+                    self.report(span, key, "needs a program as its first element");
+                }
+                CommandLine::Exec(argv.clone())
+            }
+        }
+    }
+
+    fn env(
+        &mut self,
+        raw: &IndexMap<String, String>,
+        span: Option<Range<usize>>,
+        key: &str,
+    ) -> Vec<(String, Template)> {
+        let mut env = Vec::new();
+        for (name, value) in raw {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                self.report(
+                    span.clone(),
+                    format!("{key}.{name}"),
+                    "is not a valid variable name",
+                );
+                continue;
+            }
+            match Template::parse(value) {
+                Ok(template) => env.push((name.clone(), template)),
+                Err(err) => self.report(span.clone(), format!("{key}.{name}"), err.to_string()),
+            }
+        }
+        env
+    }
+
+    fn user(&mut self, user: Option<&Spanned<String>>, key: &str) -> Option<String> {
+        let user = user?;
+        match lookup_user(user.get_ref()) {
+            Ok(true) => {}
+            Ok(false) => self.report(
+                Some(user.span()),
+                key,
+                format!("user {:?} does not exist on this system", user.get_ref()),
+            ),
+            Err(err) => self.report(
+                Some(user.span()),
+                key,
+                format!("cannot look up the user: {err}"),
+            ),
+        }
+        Some(user.get_ref().clone())
+    }
+}
+
+/// `"5s"`, `"100ms"`, `"1h 30m"`, and a bare `"0"`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    if text.trim() == "0" {
+        return Some(Duration::ZERO);
+    }
+    humantime::parse_duration(text.trim()).ok()
+}
+
+/// `"SIGTERM"`, `"TERM"` or `"sigterm"`.
+pub fn parse_signal(text: &str) -> Option<Signal> {
+    let upper = text.trim().to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).ok()
+}
+
+/// A user name or numeric uid that this system knows.
+pub fn lookup_user(name: &str) -> nix::Result<bool> {
+    if let Ok(uid) = name.parse::<u32>() {
+        return Ok(nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))?.is_some());
+    }
+    Ok(nix::unistd::User::from_name(name)?.is_some())
+}
+
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
+    let mut checker = Checker {
+        text,
+        file: &source.path,
+        problems: Vec::new(),
+    };
+    let raw: RawConfig = match serde_path_to_error::deserialize(toml::Deserializer::new(text)) {
+        Ok(raw) => raw,
+        Err(err) => {
+            // `Spanned` shows up in the path as a private segment; users never wrote it.
+            let mut key = err
+                .path()
+                .to_string()
+                .split('.')
+                .filter(|segment| !segment.starts_with("$__serde_spanned"))
+                .collect::<Vec<_>>()
+                .join(".");
+            let inner = err.into_inner();
+            let mut message = inner.message().trim().to_string();
+            if let Some(rest) = message.strip_prefix("unknown field `") {
+                if let Some((field, expected)) = rest.split_once('`') {
+                    if !key.ends_with(field) {
+                        key = if key == "." || key.is_empty() {
+                            field.to_string()
+                        } else {
+                            format!("{key}.{field}")
+                        };
+                    }
+                    message = match expected.strip_prefix(", expected ") {
+                        Some(expected) => format!("unknown key (expected {expected})"),
+                        None => "unknown key".to_string(),
+                    };
+                }
+            }
+            if key == "." {
+                key.clear();
+            }
+            checker.report(inner.span(), key, message);
+            return Err(checker.problems);
+        }
+    };
+
+    let wait_for = check_wait_for(&mut checker, &raw.wait_for);
+    let wait_timeout = checker.duration(
+        raw.wait_timeout.as_ref(),
+        "wait_timeout",
+        Duration::from_secs(60),
+    );
+    let env = raw
+        .env
+        .as_ref()
+        .map_or_else(EnvSection::default, |env| EnvSection {
+            schema: env.schema.as_ref().map(|path| base_dir.join(path)),
+            files: env.files.iter().map(|path| base_dir.join(path)).collect(),
+            context_var: env.context_var.clone(),
+        });
+    let health = check_health(&mut checker, raw.health.as_ref());
+    let migrate = raw
+        .migrate
+        .as_ref()
+        .map(|migrate| check_migrate(&mut checker, migrate, &base_dir));
+    let tasks = raw
+        .task
+        .iter()
+        .map(|(name, task)| check_task(&mut checker, name, task, &base_dir))
+        .collect();
+    let processes: Vec<Process> = raw
+        .process
+        .iter()
+        .map(|(name, process)| check_process(&mut checker, name, process, &base_dir))
+        .collect();
+    check_dependencies(&mut checker, &processes, &raw.process);
+
+    if checker.problems.is_empty() {
+        Ok(Config {
+            source,
+            base_dir,
+            wait_for,
+            wait_timeout,
+            env,
+            health,
+            migrate,
+            tasks,
+            processes,
+        })
+    } else {
+        Err(checker.problems)
+    }
+}
+
+pub fn from_procfile(
+    text: &str,
+    source: Source,
+    base_dir: PathBuf,
+) -> Result<Config, Vec<Problem>> {
+    let entries = procfile::parse(text).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|(line, message)| Problem {
+                file: source.path.clone(),
+                line: Some(line),
+                key: String::new(),
+                message,
+            })
+            .collect::<Vec<_>>()
+    })?;
+    let processes = entries
+        .into_iter()
+        .map(|entry| Process {
+            name: entry.name,
+            command: CommandLine::Shell(entry.command),
+            cwd: None,
+            env: Vec::new(),
+            instances: Instances::Count(1),
+            restart: RestartPolicy {
+                mode: RestartMode::Always,
+                backoff: DEFAULT_BACKOFF,
+                max_restarts: DEFAULT_MAX_RESTARTS,
+                window: DEFAULT_RESTART_WINDOW,
+            },
+            is_critical: true,
+            stop_signal: Signal::SIGTERM,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            ready: None,
+            live: None,
+            depends_on: Vec::new(),
+            user: None,
+            log: LogMode::Prefix,
+        })
+        .collect();
+    Ok(Config {
+        source,
+        base_dir,
+        wait_for: Vec::new(),
+        wait_timeout: Duration::from_secs(60),
+        env: EnvSection {
+            files: Vec::new(),
+            ..EnvSection::default()
+        },
+        health: HealthSection {
+            listen: Some(DEFAULT_HEALTH_LISTEN.to_string()),
+        },
+        migrate: None,
+        tasks: Vec::new(),
+        processes,
+    })
+}
+
+fn check_wait_for(checker: &mut Checker, targets: &[Spanned<String>]) -> Vec<String> {
+    for target in targets {
+        let text = target.get_ref();
+        let valid = match text.split_once("://") {
+            Some(("tcp", rest)) => rest
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
+            Some(("http", rest)) => !rest.is_empty(),
+            _ => false,
+        };
+        if !valid {
+            checker.report(
+                Some(target.span()),
+                "wait_for",
+                format!("invalid target {text:?} (expected \"tcp://host:port\" or \"http://host:port/path\")"),
+            );
+        }
+    }
+    targets
+        .iter()
+        .map(|target| target.get_ref().clone())
+        .collect()
+}
+
+fn check_health(checker: &mut Checker, health: Option<&raw::RawHealth>) -> HealthSection {
+    let Some(listen) = health.and_then(|health| health.listen.as_ref()) else {
+        return HealthSection {
+            listen: Some(DEFAULT_HEALTH_LISTEN.to_string()),
+        };
+    };
+    let text = listen.get_ref();
+    if text == "off" {
+        return HealthSection { listen: None };
+    }
+    if text.parse::<std::net::SocketAddr>().is_err() {
+        checker.report(
+            Some(listen.span()),
+            "health.listen",
+            format!("invalid address {text:?} (expected \"0.0.0.0:9090\", \"127.0.0.1:9090\" or \"off\")"),
+        );
+    }
+    HealthSection {
+        listen: Some(text.clone()),
+    }
+}
+
+fn check_migrate(
+    checker: &mut Checker,
+    migrate: &raw::RawMigrate,
+    base_dir: &Path,
+) -> MigrateSection {
+    if migrate.dir.is_none() && migrate.command.is_none() {
+        checker.report(
+            None,
+            "migrate",
+            "needs `dir` (plain SQL files) or `command` (any tool), or both",
+        );
+    }
+    let command = migrate
+        .command
+        .as_ref()
+        .map(|command| checker.command(command, None, "migrate.command"));
+    MigrateSection {
+        database_url_env: migrate
+            .database_url_env
+            .clone()
+            .unwrap_or_else(|| "DATABASE_URL".to_string()),
+        dir: migrate.dir.as_ref().map(|dir| base_dir.join(dir)),
+        command,
+        fingerprint: migrate.fingerprint.clone(),
+        lock_name: migrate
+            .lock_name
+            .clone()
+            .unwrap_or_else(|| "migrations".to_string()),
+        lock_timeout: checker.duration(
+            migrate.lock_timeout.as_ref(),
+            "migrate.lock_timeout",
+            Duration::from_secs(15 * 60),
+        ),
+        connect_timeout: checker.duration(
+            migrate.connect_timeout.as_ref(),
+            "migrate.connect_timeout",
+            Duration::from_secs(60),
+        ),
+    }
+}
+
+fn check_task(
+    checker: &mut Checker,
+    name: &str,
+    task: &Spanned<raw::RawTask>,
+    base_dir: &Path,
+) -> Task {
+    let key = format!("task.{name}");
+    let span = Some(task.span());
+    if !is_valid_name(name) {
+        checker.report(
+            span.clone(),
+            &key,
+            "a task name may only use letters, digits, `_` and `-`",
+        );
+    }
+    let raw = task.get_ref();
+    Task {
+        name: name.to_string(),
+        command: checker.command(&raw.command, span.clone(), &format!("{key}.command")),
+        cwd: raw.cwd.as_ref().map(|cwd| base_dir.join(cwd)),
+        env: checker.env(&raw.env, span, &format!("{key}.env")),
+        contexts: raw.contexts.clone(),
+        under_lock: raw.under_lock,
+        user: raw.user.clone(),
+    }
+}
+
+fn check_process(
+    checker: &mut Checker,
+    name: &str,
+    process: &Spanned<RawProcess>,
+    base_dir: &Path,
+) -> Process {
+    let key = |field: &str| format!("process.{name}.{field}");
+    let span = Some(process.span());
+    if !is_valid_name(name) {
+        checker.report(
+            span.clone(),
+            format!("process.{name}"),
+            "a process name may only use letters, digits, `_` and `-`",
+        );
+    }
+    let raw = process.get_ref();
+    let instances = match raw.instances.as_ref() {
+        None => Instances::Count(1),
+        Some(spanned) => {
+            let line = checker.line_of(spanned.span());
+            match spanned.get_ref() {
+                RawInstances::Count(count) if (0..=MAX_INSTANCES).contains(count) => {
+                    Instances::Count(*count as u32)
+                }
+                RawInstances::Count(_) => {
+                    checker.report(
+                        Some(spanned.span()),
+                        key("instances"),
+                        format!("must be between 0 and {MAX_INSTANCES}"),
+                    );
+                    Instances::Count(1)
+                }
+                RawInstances::Template(text) => match Template::parse(text) {
+                    Ok(template) => Instances::Template { template, line },
+                    Err(err) => {
+                        checker.report(Some(spanned.span()), key("instances"), err.to_string());
+                        Instances::Count(1)
+                    }
+                },
+            }
+        }
+    };
+    let backoff = {
+        let initial = raw.backoff.as_ref().and_then(|b| b.initial.as_ref());
+        let max = raw.backoff.as_ref().and_then(|b| b.max.as_ref());
+        let initial_value =
+            checker.duration(initial, &key("backoff.initial"), DEFAULT_BACKOFF.initial);
+        let max_value = checker.duration(
+            max,
+            &key("backoff.max"),
+            DEFAULT_BACKOFF.max.max(initial_value),
+        );
+        if max_value < initial_value {
+            checker.report(
+                max.map(Spanned::span),
+                key("backoff.max"),
+                "must not be shorter than backoff.initial",
+            );
+        }
+        Backoff {
+            initial: initial_value,
+            max: max_value,
+        }
+    };
+    let window = checker.duration(
+        raw.restart_window.as_ref(),
+        &key("restart_window"),
+        DEFAULT_RESTART_WINDOW,
+    );
+    if window.is_zero() {
+        checker.report(
+            raw.restart_window.as_ref().map(Spanned::span),
+            key("restart_window"),
+            "must be longer than 0s",
+        );
+    }
+    Process {
+        name: name.to_string(),
+        command: checker.command(&raw.command, span.clone(), &key("command")),
+        cwd: raw.cwd.as_ref().map(|cwd| base_dir.join(cwd)),
+        env: checker.env(&raw.env, span.clone(), &key("env")),
+        instances,
+        restart: RestartPolicy {
+            mode: raw.restart.unwrap_or(RestartMode::Always),
+            backoff,
+            max_restarts: raw.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+            window,
+        },
+        is_critical: raw.critical.unwrap_or(true),
+        stop_signal: checker.signal(
+            raw.stop_signal.as_ref(),
+            &key("stop_signal"),
+            Signal::SIGTERM,
+        ),
+        stop_timeout: checker.duration(
+            raw.stop_timeout.as_ref(),
+            &key("stop_timeout"),
+            DEFAULT_STOP_TIMEOUT,
+        ),
+        ready: raw
+            .ready
+            .as_ref()
+            .map(|probe| check_probe(checker, probe, &key("ready"), Duration::from_secs(1))),
+        live: raw
+            .live
+            .as_ref()
+            .map(|probe| check_probe(checker, probe, &key("live"), Duration::from_secs(5))),
+        depends_on: raw
+            .depends_on
+            .as_ref()
+            .map_or_else(Vec::new, |deps| match deps.get_ref() {
+                RawDependsOn::List(names) => names
+                    .iter()
+                    .map(|name| Dependency {
+                        process: name.clone(),
+                        condition: Condition::Ready,
+                    })
+                    .collect(),
+                RawDependsOn::Conditions(table) => table
+                    .iter()
+                    .map(|(name, condition)| Dependency {
+                        process: name.clone(),
+                        condition: *condition,
+                    })
+                    .collect(),
+            }),
+        user: checker.user(raw.user.as_ref(), &key("user")),
+        log: raw.log.unwrap_or_default(),
+    }
+}
+
+fn check_probe(
+    checker: &mut Checker,
+    probe: &Spanned<RawProbe>,
+    key: &str,
+    default_interval: Duration,
+) -> Probe {
+    let raw = probe.get_ref();
+    let span = Some(probe.span());
+    let checks = [raw.http.is_some(), raw.tcp.is_some(), raw.exec.is_some()];
+    if checks.iter().filter(|&&set| set).count() != 1 {
+        checker.report(
+            span.clone(),
+            key,
+            "needs exactly one of `http`, `tcp` or `exec`",
+        );
+    }
+    let check = if let Some(url) = &raw.http {
+        if !url.starts_with("http://") {
+            checker.report(
+                span.clone(),
+                format!("{key}.http"),
+                "must be an http:// URL (probes talk to the local process)",
+            );
+        }
+        Check::Http(url.clone())
+    } else if let Some(address) = &raw.tcp {
+        if address
+            .rsplit_once(':')
+            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        {
+            checker.report(span.clone(), format!("{key}.tcp"), "must be host:port");
+        }
+        Check::Tcp(address.clone())
+    } else if let Some(command) = &raw.exec {
+        Check::Exec(checker.command(command, span.clone(), &format!("{key}.exec")))
+    } else {
+        Check::Tcp(String::new())
+    };
+    let failure_threshold = raw.failure_threshold.unwrap_or(3);
+    let success_threshold = raw.success_threshold.unwrap_or(1);
+    if failure_threshold == 0 || success_threshold == 0 {
+        checker.report(span, key, "thresholds must be at least 1");
+    }
+    Probe {
+        check,
+        interval: checker.duration(
+            raw.interval.as_ref(),
+            &format!("{key}.interval"),
+            default_interval,
+        ),
+        timeout: checker.duration(
+            raw.timeout.as_ref(),
+            &format!("{key}.timeout"),
+            Duration::from_secs(1),
+        ),
+        failure_threshold,
+        success_threshold,
+    }
+}
+
+/// Unknown names, cycles, and conditions that can never hold (SPEC §2: never hang).
+fn check_dependencies(
+    checker: &mut Checker,
+    processes: &[Process],
+    raw: &IndexMap<String, Spanned<RawProcess>>,
+) {
+    let names: HashSet<&str> = processes.iter().map(|p| p.name.as_str()).collect();
+    let span_of = |name: &str| {
+        raw.get(name)
+            .and_then(|p| p.get_ref().depends_on.as_ref())
+            .map(Spanned::span)
+    };
+    for process in processes {
+        for dependency in &process.depends_on {
+            let key = format!("process.{}.depends_on", process.name);
+            if !names.contains(dependency.process.as_str()) {
+                checker.report(
+                    span_of(&process.name),
+                    key,
+                    format!("unknown process {:?}", dependency.process),
+                );
+                continue;
+            }
+            let target = processes.iter().find(|p| p.name == dependency.process);
+            if dependency.condition == Condition::Completed
+                && target.is_some_and(|t| t.restart.mode == RestartMode::Always)
+            {
+                checker.report(
+                    span_of(&process.name),
+                    key,
+                    format!(
+                        "{:?} can never be \"completed\": it has restart = \"always\" (use \"on-failure\" or \"never\")",
+                        dependency.process
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(processes) {
+        let first = cycle[0].clone();
+        checker.report(
+            span_of(&first),
+            format!("process.{first}.depends_on"),
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+        );
+    }
+}
+
+/// Returns one cycle as a path `a -> b -> a`, if any.
+fn find_cycle(processes: &[Process]) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        at: usize,
+        processes: &[Process],
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<String>> {
+        marks[at] = Mark::Active;
+        path.push(at);
+        for dependency in &processes[at].depends_on {
+            let Some(next) = processes.iter().position(|p| p.name == dependency.process) else {
+                continue;
+            };
+            match marks[next] {
+                Mark::Active => {
+                    let from = path.iter().position(|&i| i == next).unwrap_or(0);
+                    let mut cycle: Vec<String> = path[from..]
+                        .iter()
+                        .map(|&i| processes[i].name.clone())
+                        .collect();
+                    cycle.push(processes[next].name.clone());
+                    return Some(cycle);
+                }
+                Mark::New => {
+                    if let Some(cycle) = visit(next, processes, marks, path) {
+                        return Some(cycle);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        marks[at] = Mark::Done;
+        None
+    }
+    let mut marks = vec![Mark::New; processes.len()];
+    for start in 0..processes.len() {
+        if marks[start] == Mark::New {
+            if let Some(cycle) = visit(start, processes, &mut marks, &mut Vec::new()) {
+                return Some(cycle);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse_str, ConfigError};
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse_str(text) {
+            Err(ConfigError::Invalid { problems }) => problems
+                .into_iter()
+                .map(|p| {
+                    format!(
+                        "{}: {}: {}",
+                        p.line.map_or("-".into(), |l| l.to_string()),
+                        p.key,
+                        p.message
+                    )
+                })
+                .collect(),
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_every_process_key() {
+        let config = parse_str(
+            r#"
+[process.backend]
+command = "node dist/server.js"
+cwd = "apps/backend"
+env = { PORT = "4001", URL = "${BASE:-http://x}" }
+instances = "${CLUSTER_WORKERS:-2}"
+restart = "on-failure"
+backoff = { initial = "200ms", max = "10s" }
+max_restarts = 4
+restart_window = "30s"
+critical = false
+stop_signal = "SIGINT"
+stop_timeout = "2s"
+ready = { http = "http://127.0.0.1:4001/health", interval = "1s", timeout = "1s" }
+live = { tcp = "127.0.0.1:4001", failure_threshold = 3 }
+user = "root"
+log = "raw"
+
+[process.frontend]
+command = ["node", "server.js"]
+depends_on = { backend = "ready" }
+"#,
+        )
+        .unwrap();
+        let backend = &config.processes[0];
+        assert_eq!(
+            backend.command,
+            CommandLine::Shell("node dist/server.js".into())
+        );
+        assert!(backend.cwd.as_ref().unwrap().ends_with("apps/backend"));
+        assert_eq!(backend.env.len(), 2);
+        assert!(matches!(
+            backend.instances,
+            Instances::Template { line: 6, .. }
+        ));
+        assert_eq!(backend.restart.mode, RestartMode::OnFailure);
+        assert_eq!(backend.restart.backoff.initial, Duration::from_millis(200));
+        assert_eq!(backend.restart.max_restarts, 4);
+        assert!(!backend.is_critical);
+        assert_eq!(backend.stop_signal, Signal::SIGINT);
+        assert_eq!(backend.stop_timeout, Duration::from_secs(2));
+        assert!(backend.ready.is_some() && backend.live.is_some());
+        assert_eq!(backend.log, LogMode::Raw);
+        let frontend = &config.processes[1];
+        assert_eq!(
+            frontend.command,
+            CommandLine::Exec(vec!["node".into(), "server.js".into()])
+        );
+        assert_eq!(frontend.depends_on[0].condition, Condition::Ready);
+        assert_eq!(frontend.stop_timeout, DEFAULT_STOP_TIMEOUT);
+    }
+
+    #[test]
+    fn keeps_file_order() {
+        let config =
+            parse_str("[process.zeta]\ncommand = \"a\"\n[process.alpha]\ncommand = \"b\"\n")
+                .unwrap();
+        let names: Vec<&str> = config.processes.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["zeta", "alpha"]);
+    }
+
+    #[test]
+    fn reports_every_value_problem_with_its_line() {
+        let got = problems(
+            "[process.web]\ncommand = \"x\"\nstop_timeout = \"soon\"\nstop_signal = \"SIGNOPE\"\n\n[process.api]\ncommand = \"y\"\ndepends_on = [\"db\"]\n",
+        );
+        assert_eq!(
+            got,
+            [
+                "3: process.web.stop_timeout: invalid duration \"soon\" (expected e.g. \"500ms\", \"5s\", \"15m\")",
+                "4: process.web.stop_signal: unknown signal \"SIGNOPE\" (expected e.g. \"SIGTERM\", \"SIGINT\", \"SIGQUIT\")",
+                "8: process.api.depends_on: unknown process \"db\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn names_unknown_keys() {
+        let got = problems("[process.web]\ncommand = \"x\"\nstop_timout = \"5s\"\n");
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].starts_with("3: process.web.stop_timout: unknown key (expected one of"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn reports_syntax_errors_with_a_line() {
+        let got = problems("[process.web]\ncommand = \"x\nrestart = \"always\"\n");
+        assert!(got[0].starts_with("2: "), "{got:?}");
+    }
+
+    #[test]
+    fn finds_dependency_cycles() {
+        let got = problems(
+            "[process.a]\ncommand = \"x\"\ndepends_on = [\"b\"]\n[process.b]\ncommand = \"x\"\ndepends_on = [\"a\"]\n",
+        );
+        assert_eq!(
+            got,
+            ["3: process.a.depends_on: dependency cycle: a -> b -> a"]
+        );
+    }
+
+    #[test]
+    fn rejects_a_completed_condition_that_cannot_hold() {
+        let got = problems(
+            "[process.assets]\ncommand = \"x\"\n[process.web]\ncommand = \"y\"\ndepends_on = { assets = \"completed\" }\n",
+        );
+        assert!(got[0].contains("can never be \"completed\""), "{got:?}");
+    }
+
+    #[test]
+    fn rejects_unknown_users_and_bad_values() {
+        let got = problems(
+            "[process.web]\ncommand = \"\"\nuser = \"no-such-user-here\"\ninstances = -1\nbackoff = { initial = \"5s\", max = \"1s\" }\n",
+        );
+        assert_eq!(got.len(), 4, "{got:?}");
+    }
+
+    #[test]
+    fn parses_signals_and_durations() {
+        assert_eq!(parse_signal("TERM"), Some(Signal::SIGTERM));
+        assert_eq!(parse_signal("sigquit"), Some(Signal::SIGQUIT));
+        assert_eq!(parse_signal("SIGNOPE"), None);
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("1m 30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5"), None);
+    }
+}

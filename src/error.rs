@@ -1,0 +1,41 @@
+//! The one error type that reaches `main`, and SPEC §7's exit codes.
+
+use crate::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// A bad command line that clap could not catch.
+    #[error("{0}")]
+    Usage(String),
+
+    /// `exec` could not start its command.
+    #[error("cannot run {program}: {source}")]
+    Exec {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Something our own set-up needs failed (a signalfd, the runtime).
+    #[error("{what}: {source}")]
+    Startup {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// SPEC §7, written as one match.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) => 78,
+            Error::Usage(_) => 64,
+            Error::Exec { source, .. } => crate::pid1::spawn::spawn_error_code(source),
+            Error::Startup { .. } => 70,
+        }
+    }
+}

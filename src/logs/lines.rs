@@ -1,0 +1,180 @@
+//! Child pipes → whole lines, prefixed or as JSON (SPEC §6).
+//!
+//! A relay reads one pipe of one child into a fixed buffer, cuts it at
+//! newlines and sends every complete line of a read to the sink in one
+//! batch, keeping any partial line for the next read. A line longer than
+//! the buffer is written in pieces, each a line of its own: split, never
+//! dropped. A last line without a newline is written at EOF.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::Sink;
+
+/// The longest line written in one piece.
+pub const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// How lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `name.instance | line`, the prefix coloured when `colour` is set.
+    Prefix { colour: bool },
+    /// `{"timestamp", "process", "instance", "stream", "message"}` per line.
+    Json,
+}
+
+/// Which process instance a line belongs to, with its prefix pre-rendered.
+#[derive(Debug)]
+pub struct Label {
+    pub process: Arc<str>,
+    pub instance: u32,
+    prefix: Vec<u8>,
+}
+
+/// ANSI colours cycled over processes, as honcho and foreman do.
+const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+
+impl Label {
+    pub fn new(process: Arc<str>, instance: u32, colour_index: usize, format: Format) -> Label {
+        let prefix = match format {
+            Format::Prefix { colour: true } => {
+                let code = COLOURS[colour_index % COLOURS.len()];
+                format!("\x1b[{code}m{process}.{instance} |\x1b[0m ")
+            }
+            Format::Prefix { colour: false } => format!("{process}.{instance} | "),
+            Format::Json => String::new(),
+        };
+        Label {
+            process,
+            instance,
+            prefix: prefix.into_bytes(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    timestamp: String,
+    process: &'a str,
+    instance: u32,
+    stream: &'static str,
+    message: std::borrow::Cow<'a, str>,
+}
+
+fn render(line: &[u8], label: &Label, stream: Stream, format: Format, out: &mut Vec<u8>) {
+    match format {
+        Format::Prefix { .. } => {
+            out.extend_from_slice(&label.prefix);
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        Format::Json => {
+            let record = JsonLine {
+                timestamp: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+                process: &label.process,
+                instance: label.instance,
+                stream: stream.as_str(),
+                message: String::from_utf8_lossy(line),
+            };
+            if serde_json::to_writer(&mut *out, &record).is_ok() {
+                out.push(b'\n');
+            }
+        }
+    }
+}
+
+/// Relays `pipe` to `sink` until EOF.
+pub async fn relay(
+    mut pipe: impl AsyncRead + Unpin,
+    label: Arc<Label>,
+    stream: Stream,
+    format: Format,
+    sink: Sink,
+) {
+    let mut buf = vec![0u8; MAX_LINE];
+    let mut filled = 0;
+    loop {
+        let read = match pipe.read(&mut buf[filled..]).await {
+            Ok(read) => read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                tracing::debug!(process = %label.process, instance = label.instance, error = %err, "output pipe failed");
+                0
+            }
+        };
+        if read == 0 {
+            if filled > 0 {
+                let mut out = Vec::with_capacity(filled + 64);
+                render(&buf[..filled], &label, stream, format, &mut out);
+                sink.write(out).await;
+            }
+            return;
+        }
+        let end = filled + read;
+        let mut out = Vec::with_capacity(end + 256);
+        let mut start = 0;
+        while let Some(at) = memchr::memchr(b'\n', &buf[start..end]) {
+            render(&buf[start..start + at], &label, stream, format, &mut out);
+            start += at + 1;
+        }
+        if start == 0 && end == buf.len() {
+            // A line longer than the buffer: write this piece as a line of its own.
+            render(&buf[..end], &label, stream, format, &mut out);
+            start = end;
+        }
+        buf.copy_within(start..end, 0);
+        filled = end - start;
+        if !out.is_empty() {
+            sink.write(out).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render_one(line: &[u8], format: Format) -> String {
+        let label = Label::new("web".into(), 1, 0, format);
+        let mut out = Vec::new();
+        render(line, &label, Stream::Stderr, format, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn renders_prefix_and_json() {
+        assert_eq!(
+            render_one(b"hello", Format::Prefix { colour: false }),
+            "web.1 | hello\n"
+        );
+        assert_eq!(
+            render_one(b"hi", Format::Prefix { colour: true }),
+            "\x1b[36mweb.1 |\x1b[0m hi\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_one(b"a \"q\" \xff", Format::Json)).unwrap();
+        assert_eq!(json["process"], "web");
+        assert_eq!(json["instance"], 1);
+        assert_eq!(json["stream"], "stderr");
+        assert_eq!(json["message"], "a \"q\" \u{fffd}");
+        assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+}

@@ -1,0 +1,111 @@
+//! `supervisor`: an init and process supervisor for application containers.
+//!
+//! `main` does the few things that must happen before anything else (block
+//! signals, keep inherited descriptors from children), parses the command
+//! line, builds the runtime by hand (worker threads must inherit the mask,
+//! which `#[tokio::main]` would not guarantee), and turns the command's
+//! outcome into our exit code. It is the only place that exits.
+
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod logs;
+mod pid1;
+mod plan;
+mod supervise;
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::commands::Context;
+use crate::config::settings::Settings;
+use crate::error::Error;
+use crate::logs::Output;
+
+fn main() {
+    // PID 1 drops signals left at SIG_DFL, and threads inherit the mask: block
+    // before anything else so no early SIGTERM is lost.
+    if let Err(err) = pid1::signals::block() {
+        eprintln!("error: cannot block signals: {err}");
+        std::process::exit(70);
+    }
+    pid1::close_inherited_descriptors();
+
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            let code = match err.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ => 64,
+            };
+            let _ = err.print();
+            std::process::exit(code);
+        }
+    };
+
+    let output = Output::start();
+    let code = match run(cli, output.clone()) {
+        Ok(outcome) => outcome.code,
+        Err(err) => {
+            output
+                .stderr
+                .write_now(format!("error: {err}\n").into_bytes());
+            err.exit_code()
+        }
+    };
+    output.flush(Duration::from_secs(3));
+    std::process::exit(code);
+}
+
+fn run(cli: Cli, output: Output) -> Result<supervise::Outcome, Error> {
+    let settings = Settings::from_env()?;
+    if let Err(err) = logs::tracing::init(
+        output.stderr.clone(),
+        settings.log_format,
+        settings.log_level.as_deref(),
+    ) {
+        return Err(Error::Config(config::ConfigError::Setting {
+            variable: "SUPERVISOR_LOG_LEVEL".to_string(),
+            message: err
+                .to_string()
+                .trim_start_matches("SUPERVISOR_LOG_LEVEL: ")
+                .to_string(),
+        }));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Startup {
+            what: "cannot start the async runtime",
+            source,
+        })?;
+    runtime.block_on(async move {
+        let is_init = pid1::is_init();
+        if !is_init {
+            if let Err(err) = pid1::become_subreaper() {
+                tracing::warn!(error = %err, "cannot become a child subreaper: orphans of our children will not be reaped by us");
+            }
+        }
+        let reaper = pid1::Reaper::new();
+        let signals = pid1::signals::listen(reaper.clone()).map_err(|source| Error::Startup {
+            what: "cannot read signals",
+            source,
+        })?;
+        let ctx = Context {
+            settings,
+            config_flag: cli.config,
+            output,
+            reaper,
+            signals,
+            is_init,
+        };
+        match cli.command {
+            Command::Run { context } => commands::run::run(ctx, context).await,
+            Command::Exec { context, command } => commands::exec::exec(ctx, context, command).await,
+        }
+    })
+}

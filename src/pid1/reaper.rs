@@ -1,0 +1,144 @@
+//! The one and only reaper.
+//!
+//! SIGCHLDs coalesce, so every wake-up drains `waitpid(-1, WNOHANG)` until it
+//! says "none left" (0) or "no children" (ECHILD), and recognises the pids we
+//! spawned *inside* that loop (catatonit #4: a service dying together with an
+//! orphan must still be seen). Nothing else may wait: `tokio::process` or
+//! `Child::wait` running beside us would steal statuses.
+//!
+//! `spawn` registers the new pid under the same lock that `reap` holds, so a
+//! child that dies at once cannot be reaped as an unknown orphan before its
+//! owner is on record, and std's own wait after a failed exec never races us.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use tokio::sync::watch;
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(Signal),
+}
+
+impl ExitStatus {
+    /// The shell convention: the exit code, or 128+N when killed by signal N (SPEC §7).
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => code,
+            ExitStatus::Signaled(signal) => 128 + signal as i32,
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self == ExitStatus::Exited(0)
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Exited(code) => write!(f, "exited with code {code}"),
+            ExitStatus::Signaled(signal) => write!(f, "killed by {signal}"),
+        }
+    }
+}
+
+type OnExit = Box<dyn FnOnce(Pid, ExitStatus) + Send>;
+
+struct Registry {
+    owners: HashMap<Pid, OnExit>,
+}
+
+/// Shared handle to the reaper; clone it freely.
+#[derive(Clone)]
+pub struct Reaper {
+    registry: Arc<Mutex<Registry>>,
+    /// True while we have at least one child (ours or adopted); the stop
+    /// sequence waits on it to know when every straggler is gone.
+    has_children: watch::Sender<bool>,
+}
+
+impl Default for Reaper {
+    fn default() -> Self {
+        Reaper::new()
+    }
+}
+
+impl Reaper {
+    pub fn new() -> Reaper {
+        Reaper {
+            registry: Arc::new(Mutex::new(Registry {
+                owners: HashMap::new(),
+            })),
+            has_children: watch::channel(false).0,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A poisoned lock only means a callback panicked; the map is still sound.
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Spawns `command` and registers `on_exit` for its pid before anyone can reap it.
+    pub fn spawn(
+        &self,
+        command: &mut Command,
+        on_exit: impl FnOnce(Pid, ExitStatus) + Send + 'static,
+    ) -> std::io::Result<Child> {
+        let mut registry = self.lock();
+        let child = command.spawn()?;
+        registry
+            .owners
+            .insert(Pid::from_raw(child.id() as i32), Box::new(on_exit));
+        self.has_children.send_replace(true);
+        Ok(child)
+    }
+
+    /// Reaps every child that has exited; call on each SIGCHLD.
+    pub fn reap(&self) {
+        let mut registry = self.lock();
+        loop {
+            let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Exited(code)),
+                Ok(WaitStatus::Signaled(pid, signal, _core)) => (pid, ExitStatus::Signaled(signal)),
+                Ok(WaitStatus::StillAlive) => {
+                    self.has_children.send_replace(true);
+                    return;
+                }
+                // Stops and continues are not reported without WUNTRACED/WCONTINUED.
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECHILD) => {
+                    self.has_children.send_replace(false);
+                    return;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "waitpid failed");
+                    return;
+                }
+            };
+            match registry.owners.remove(&pid) {
+                Some(on_exit) => on_exit(pid, status),
+                None => tracing::trace!(pid = pid.as_raw(), %status, "reaped an orphan"),
+            }
+        }
+    }
+
+    /// Resolves once we have no child left at all (every straggler reaped).
+    pub async fn all_gone(&self) {
+        self.reap();
+        let mut watch = self.has_children.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = watch.wait_for(|has| !has).await;
+    }
+}

@@ -1,0 +1,207 @@
+//! Starting children and signalling their process groups.
+//!
+//! Each child gets its own process group, created *in the child before exec*
+//! (std's `process_group(0)`); std's `spawn` returns only once exec has
+//! happened, so by the time anyone knows the pid the group exists and a
+//! signal to it cannot miss (the window that loses signals in `tini -g`).
+//! stdin is /dev/null. std resets the signal mask and SIGPIPE in the child;
+//! we drop privileges last, in `pre_exec`, with everything resolved before
+//! the fork (getpwnam is not async-signal-safe).
+
+use std::ffi::{CString, OsString};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nix::errno::Errno;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::{Gid, Pid, Uid};
+
+use crate::config::CommandLine;
+
+/// A user to run a child as, looked up before forking.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub name: String,
+    pub uid: Uid,
+    pub gid: Gid,
+    pub groups: Vec<Gid>,
+    pub home: std::path::PathBuf,
+}
+
+/// Looks up a user by name or numeric uid, with its supplementary groups.
+pub fn resolve_user(name: &str) -> Result<Identity, String> {
+    let user = match name.parse::<u32>() {
+        Ok(uid) => nix::unistd::User::from_uid(Uid::from_raw(uid)),
+        Err(_) => nix::unistd::User::from_name(name),
+    }
+    .map_err(|err| format!("cannot look up user {name:?}: {err}"))?
+    .ok_or_else(|| format!("user {name:?} does not exist on this system"))?;
+    let c_name = CString::new(user.name.clone())
+        .map_err(|_| format!("user {name:?} has a NUL in its name"))?;
+    let groups = nix::unistd::getgrouplist(&c_name, user.gid).unwrap_or_else(|_| vec![user.gid]);
+    Ok(Identity {
+        name: user.name,
+        uid: user.uid,
+        gid: user.gid,
+        groups,
+        home: user.dir,
+    })
+}
+
+/// Where a child's stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Pipes we read line by line.
+    Piped,
+    /// Straight to our own stdout/stderr.
+    Inherit,
+}
+
+/// Everything needed to build one child's `Command`.
+pub struct Spec<'a> {
+    pub command: &'a CommandLine,
+    pub cwd: Option<&'a Path>,
+    /// The child's whole environment; nothing else is inherited.
+    pub env: &'a [(OsString, OsString)],
+    pub user: Option<&'a Identity>,
+    pub output: Output,
+    /// Make the child's group the terminal's foreground group (interactive `exec`).
+    pub take_terminal: bool,
+}
+
+pub fn command(spec: &Spec) -> Command {
+    let mut command = match spec.command {
+        CommandLine::Shell(line) => {
+            let mut command = Command::new("/bin/sh");
+            command.arg("-c").arg(line);
+            command
+        }
+        CommandLine::Exec(argv) => {
+            let mut command = Command::new(&argv[0]);
+            command.args(&argv[1..]);
+            command
+        }
+    };
+    command
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if let Some(cwd) = spec.cwd {
+        command.current_dir(cwd);
+    }
+    command.stdin(if spec.take_terminal {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    });
+    let (stdout, stderr) = match spec.output {
+        Output::Piped => (Stdio::piped(), Stdio::piped()),
+        Output::Inherit => (Stdio::inherit(), Stdio::inherit()),
+    };
+    command.stdout(stdout).stderr(stderr).process_group(0);
+
+    let identity = spec.user.cloned();
+    let take_terminal = spec.take_terminal;
+    if identity.is_some() || take_terminal {
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe syscalls (sigprocmask, tcsetpgrp, setgroups, setgid,
+        // setuid) on data resolved before the fork; it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                if take_terminal {
+                    claim_terminal();
+                }
+                if let Some(identity) = &identity {
+                    nix::unistd::setgroups(&identity.groups)?;
+                    nix::unistd::setgid(identity.gid)?;
+                    nix::unistd::setuid(identity.uid)?;
+                }
+                Ok(())
+            });
+        }
+    }
+    command
+}
+
+/// In the child: become the terminal's foreground group, so Ctrl-C and
+/// reads from the terminal reach it (tini's `isolate_child`). A background
+/// group calling tcsetpgrp gets SIGTTOU, hence the brief block. No terminal
+/// (ENOTTY) or no controlling terminal (ENXIO) is fine: nothing to claim.
+fn claim_terminal() {
+    let mut ttou = signal::SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let mut old = signal::SigSet::empty();
+    if signal::sigprocmask(signal::SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old)).is_ok() {
+        let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
+        let _ = signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+}
+
+/// Sends `signal` to the process group led by `pid`; falls back to the pid
+/// itself when the group is gone (ESRCH), as a child may have left it.
+pub fn signal_group(pid: Pid, signal: Signal) {
+    match signal::killpg(pid, signal) {
+        Ok(()) => {}
+        Err(Errno::ESRCH) => {
+            let _ = signal::kill(pid, signal);
+        }
+        Err(err) => {
+            tracing::warn!(pid = pid.as_raw(), signal = %signal, error = %err, "cannot signal process group")
+        }
+    }
+}
+
+/// Sends `signal` then SIGCONT to a group: a stopped process with a handler
+/// only acts on the signal once continued (s6 does the same).
+pub fn stop_group(pid: Pid, signal: Signal) {
+    signal_group(pid, signal);
+    if signal != Signal::SIGKILL && signal != Signal::SIGCONT {
+        signal_group(pid, Signal::SIGCONT);
+    }
+}
+
+/// Signals every process we can reach that is left over at shutdown: as PID 1,
+/// `kill(-1)` reaches the whole namespace but us; otherwise only our own
+/// direct children (adopted orphans included), never the user's other processes.
+pub fn signal_stragglers(signal: Signal, is_init: bool) {
+    if is_init {
+        let _ = signal::kill(Pid::from_raw(-1), signal);
+        if signal != Signal::SIGKILL {
+            let _ = signal::kill(Pid::from_raw(-1), Signal::SIGCONT);
+        }
+        return;
+    }
+    for pid in own_children() {
+        let _ = signal::kill(pid, signal);
+        if signal != Signal::SIGKILL {
+            let _ = signal::kill(pid, Signal::SIGCONT);
+        }
+    }
+}
+
+/// Our direct children, from /proc (every thread's list).
+pub fn own_children() -> Vec<Pid> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pids;
+    };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(
+                text.split_whitespace()
+                    .filter_map(|pid| pid.parse().ok())
+                    .map(Pid::from_raw),
+            );
+        }
+    }
+    pids
+}
+
+/// The exit code a shell would give for a spawn error: 127 not found, 126 not executable.
+pub fn spawn_error_code(err: &std::io::Error) -> i32 {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => 127,
+        std::io::ErrorKind::PermissionDenied => 126,
+        _ => 1,
+    }
+}

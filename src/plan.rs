@@ -1,0 +1,119 @@
+//! The config made concrete for this environment: `${VAR}` expanded,
+//! `instances` counted, users looked up, each process's environment built.
+//!
+//! Runs after the environment is validated and before anything starts, so
+//! every problem here is still a config error (exit 78) that starts nothing.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError, Instances, Problem, Process};
+use crate::pid1::spawn::{self, Identity};
+
+/// One `[process.NAME]`, ready to spawn `instances` copies of.
+#[derive(Debug)]
+pub struct PlannedProcess {
+    pub config: Process,
+    pub name: Arc<str>,
+    pub instances: u32,
+    /// The environment every instance gets, before `SUPERVISOR_INSTANCE`.
+    pub env: Vec<(OsString, OsString)>,
+    pub user: Option<Identity>,
+}
+
+impl PlannedProcess {
+    /// The whole environment of instance `index`.
+    pub fn env_for(&self, index: u32) -> Vec<(OsString, OsString)> {
+        let mut env = self.env.clone();
+        env.push(("SUPERVISOR_INSTANCE".into(), index.to_string().into()));
+        env
+    }
+}
+
+/// Builds the plan; `env` is the validated environment, in order.
+pub fn build(
+    config: &Config,
+    env: &[(OsString, OsString)],
+) -> Result<Vec<PlannedProcess>, ConfigError> {
+    let lookup: HashMap<OsString, OsString> = env.iter().cloned().collect();
+    let mut problems = Vec::new();
+    let mut planned = Vec::new();
+    for process in &config.processes {
+        let mut report = |line: Option<usize>, key: String, message: String| {
+            problems.push(Problem {
+                file: config.source.path.clone(),
+                line,
+                key,
+                message,
+            })
+        };
+        let instances = match &process.instances {
+            Instances::Count(count) => *count,
+            Instances::Template { template, line } => {
+                let key = format!("process.{}.instances", process.name);
+                match template.expand(&lookup) {
+                    Ok(text) => match text.trim().parse::<u32>() {
+                        Ok(count) if count <= 1024 => count,
+                        _ => {
+                            report(
+                                Some(*line),
+                                key,
+                                "must expand to a whole number between 0 and 1024".to_string(),
+                            );
+                            0
+                        }
+                    },
+                    Err(err) => {
+                        report(Some(*line), key, err.to_string());
+                        0
+                    }
+                }
+            }
+        };
+        let user = match &process.user {
+            Some(name) => match spawn::resolve_user(name) {
+                Ok(identity) => Some(identity),
+                Err(message) => {
+                    report(None, format!("process.{}.user", process.name), message);
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut child_env: Vec<(OsString, OsString)> = env.to_vec();
+        let mut set = |name: &str, value: OsString| {
+            child_env.retain(|(existing, _)| existing != name);
+            child_env.push((name.into(), value));
+        };
+        if let Some(identity) = &user {
+            set("HOME", identity.home.clone().into_os_string());
+            set("USER", identity.name.clone().into());
+            set("LOGNAME", identity.name.clone().into());
+        }
+        for (name, template) in &process.env {
+            match template.expand(&lookup) {
+                Ok(value) => set(name, value.into()),
+                Err(err) => report(
+                    None,
+                    format!("process.{}.env.{name}", process.name),
+                    err.to_string(),
+                ),
+            }
+        }
+        set("SUPERVISOR_PROCESS", process.name.clone().into());
+        planned.push(PlannedProcess {
+            config: process.clone(),
+            name: process.name.as_str().into(),
+            instances,
+            env: child_env,
+            user,
+        });
+    }
+    if problems.is_empty() {
+        Ok(planned)
+    } else {
+        problems.sort();
+        Err(ConfigError::Invalid { problems })
+    }
+}
