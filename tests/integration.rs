@@ -1,1 +1,14 @@
-//! Integration tests: the real binary, as PID 1 where it matters.
+//! Integration tests: the real binary, as PID 1 of a fresh PID namespace
+//! wherever PID-1 behaviour is what is being tested. One crate, one file per
+//! behaviour, named after SPEC's sections.
+
+mod support;
+
+mod cli;
+mod config_errors;
+mod exit_codes;
+mod lifecycle;
+mod logs;
+mod reaping;
+mod restarts;
+mod signals;

@@ -4,9 +4,10 @@
 //! (std's `process_group(0)`); std's `spawn` returns only once exec has
 //! happened, so by the time anyone knows the pid the group exists and a
 //! signal to it cannot miss (the window that loses signals in `tini -g`).
-//! stdin is /dev/null. std resets the signal mask and SIGPIPE in the child;
-//! we drop privileges last, in `pre_exec`, with everything resolved before
-//! the fork (getpwnam is not async-signal-safe).
+//! stdin is /dev/null. std resets SIGPIPE in the child but leaves the mask
+//! and other ignored signals alone, so `pre_exec` resets the whole signal
+//! state; it also drops privileges last, with everything resolved before the
+//! fork (getpwnam is not async-signal-safe).
 
 use std::ffi::{CString, OsString};
 use std::os::unix::process::CommandExt;
@@ -102,25 +103,70 @@ pub fn command(spec: &Spec) -> Command {
 
     let identity = spec.user.cloned();
     let take_terminal = spec.take_terminal;
-    if identity.is_some() || take_terminal {
-        // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe syscalls (sigprocmask, tcsetpgrp, setgroups, setgid,
-        // setuid) on data resolved before the fork; it allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                if take_terminal {
-                    claim_terminal();
-                }
-                if let Some(identity) = &identity {
-                    nix::unistd::setgroups(&identity.groups)?;
-                    nix::unistd::setgid(identity.gid)?;
-                    nix::unistd::setuid(identity.uid)?;
-                }
-                Ok(())
-            });
-        }
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe syscalls (sigprocmask, tcsetpgrp, setgroups, setgid,
+    // setuid) on data resolved before the fork; it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            reset_signal_state()?;
+            if take_terminal {
+                claim_terminal();
+            }
+            if let Some(identity) = &identity {
+                nix::unistd::setgroups(&identity.groups)?;
+                nix::unistd::setgid(identity.gid)?;
+                nix::unistd::setuid(identity.uid)?;
+            }
+            Ok(())
+        });
     }
     command
+}
+
+/// In the child: default dispositions and an empty mask, whatever we inherited.
+///
+/// std resets only SIGPIPE, and our mask blocks everything, so a child would
+/// otherwise ignore every signal we send; a signal that was ignored when we
+/// started (nohup, a test harness) would stay ignored across exec too. Raw
+/// syscalls, because glibc refuses to touch its internal signals (32, 33),
+/// which may have come to us blocked or ignored.
+fn reset_signal_state() -> std::io::Result<()> {
+    // Zeroed, this is SIG_DFL with no flags and an empty mask; 4 words cover
+    // the kernel's `struct sigaction` on every 64-bit Linux.
+    let default_action = [0u64; 4];
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads a kernel `struct sigaction` (at most 32 bytes)
+        // from `default_action` and writes nothing, as the old-action pointer is null.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+    let empty: u64 = 0;
+    // SAFETY: rt_sigprocmask reads 8 bytes from `empty` (the kernel's sigset size
+    // on Linux) and writes nothing, as the old-set pointer is null.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// In the child: become the terminal's foreground group, so Ctrl-C and

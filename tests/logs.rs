@@ -1,0 +1,134 @@
+//! SPEC §6: child output, whole lines, prefixed or JSON.
+
+use std::collections::HashMap;
+
+use crate::support::{secs, Test};
+
+#[test]
+fn two_children_flooding_fifty_thousand_lines_each_arrive_complete_and_whole() {
+    // `seq` writes through stdio in 4 KiB blocks, so lines are cut mid-way by
+    // every write: the relay must put them back together.
+    let pad = "x".repeat(80);
+    let config = format!(
+        "[process.a]\ncommand = 'seq -f \"a-%g-{pad}\" 1 50000'\nrestart = \"never\"\n\
+         [process.b]\ncommand = 'seq -f \"b-%g-{pad}\" 1 50000'\nrestart = \"never\"\n"
+    );
+    let finished = Test::new().config(&config).args(["run"]).pid1().run();
+    finished.assert_code(0);
+    let mut next: HashMap<&str, u64> = HashMap::from([("a", 1), ("b", 1)]);
+    for line in finished.stdout.lines() {
+        let (prefix, message) = line
+            .split_once(" | ")
+            .unwrap_or_else(|| panic!("unprefixed line: {line:?}"));
+        let name = prefix
+            .strip_suffix(".0")
+            .unwrap_or_else(|| panic!("bad prefix: {line:?}"));
+        let mut parts = message.splitn(3, '-');
+        assert_eq!(
+            parts.next(),
+            Some(name),
+            "line from another process: {line:?}"
+        );
+        let number: u64 = parts
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("torn: {line:?}"));
+        assert_eq!(parts.next(), Some(pad.as_str()), "torn: {line:?}");
+        let expected = next.get_mut(name).expect("known process");
+        assert_eq!(number, *expected, "lost or reordered around {line:?}");
+        *expected += 1;
+    }
+    assert_eq!(next["a"], 50_001);
+    assert_eq!(next["b"], 50_001);
+}
+
+#[test]
+fn stdout_stays_stdout_and_stderr_stays_stderr() {
+    let finished = Test::new()
+        .config("[process.app]\ncommand = 'echo to-out; echo to-err >&2'\nrestart = \"never\"\n")
+        .args(["run"])
+        .run();
+    finished.assert_code(0);
+    assert!(finished.stdout.contains("app.0 | to-out"));
+    assert!(!finished.stdout.contains("to-err"));
+    assert!(finished.stderr.contains("app.0 | to-err"));
+    assert!(!finished.stderr.contains("to-out"));
+}
+
+#[test]
+fn a_line_longer_than_the_buffer_is_split_never_dropped() {
+    let finished = Test::new()
+        .config("[process.long]\ncommand = 'head -c 200000 /dev/zero | tr \"\\\\0\" y; echo; printf tail'\nrestart = \"never\"\n")
+        .args(["run"])
+        .run();
+    finished.assert_code(0);
+    let pieces: Vec<&str> = finished
+        .stdout
+        .lines()
+        .map(|l| l.strip_prefix("long.0 | ").expect("prefixed"))
+        .collect();
+    assert!(pieces.len() >= 4, "{} pieces", pieces.len());
+    let joined: String = pieces[..pieces.len() - 1].concat();
+    assert_eq!(joined.len(), 200_000);
+    assert!(joined.bytes().all(|b| b == b'y'));
+    // A last line without a newline is still written.
+    assert_eq!(pieces.last(), Some(&"tail"));
+}
+
+#[test]
+fn json_lines_carry_process_instance_stream_and_message() {
+    let finished = Test::new()
+        .config("[process.api]\ncommand = 'echo \"hello \\\"world\\\"\"; echo oops >&2'\nrestart = \"never\"\ninstances = 2\n")
+        .env("SUPERVISOR_LOG_FORMAT", "json")
+        .args(["run"])
+        .run();
+    finished.assert_code(0);
+    let records: Vec<serde_json::Value> = finished
+        .stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
+        })
+        .collect();
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        assert_eq!(record["process"], "api");
+        assert_eq!(record["stream"], "stdout");
+        assert_eq!(record["message"], "hello \"world\"");
+        assert!(record["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.contains('T')));
+    }
+    let mut instances: Vec<i64> = records
+        .iter()
+        .map(|r| r["instance"].as_i64().expect("instance"))
+        .collect();
+    instances.sort();
+    assert_eq!(instances, [0, 1]);
+    // Our own events are JSON too, on stderr, next to the children's stderr lines.
+    let stderr_records: Vec<serde_json::Value> = finished
+        .stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
+        })
+        .collect();
+    assert!(stderr_records
+        .iter()
+        .any(|r| r["stream"] == "stderr" && r["message"] == "oops"));
+    assert!(stderr_records.iter().any(|r| r["message"] == "started"));
+}
+
+#[test]
+fn raw_mode_writes_straight_through() {
+    let mut run = Test::new()
+        .config("[process.app]\ncommand = 'echo untouched; sleep 1000'\nlog = \"raw\"\n")
+        .args(["run"])
+        .start();
+    let stdout = run
+        .stdout
+        .wait_until(secs(10), "raw line", |t| t.contains("untouched"));
+    assert!(stdout.lines().any(|l| l == "untouched"), "{stdout}");
+    run.signal("TERM");
+    assert_eq!(run.wait_exit(secs(10)), 0);
+}

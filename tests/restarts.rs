@@ -1,0 +1,151 @@
+//! SPEC §2 restart keys and §7: backoff, budget, critical and non-critical failures.
+
+use crate::support::{secs, wait_lines, Test};
+
+#[test]
+fn a_crash_loop_backs_off_with_growing_gaps_then_fails_the_container() {
+    let mut run = Test::new()
+        .config(
+            r#"
+[process.crashy]
+command = 'date +%s%N >> starts.log; exit 3'
+backoff = { initial = "100ms", max = "10s" }
+max_restarts = 4
+restart_window = "60s"
+
+[process.bystander]
+command = ["sleep", "1000"]
+"#,
+        )
+        .args(["run"])
+        .pid1()
+        .start();
+    // One start plus four restarts, then the budget is spent: exit with its code.
+    assert_eq!(run.wait_exit(secs(20)), 3);
+    let starts: Vec<u128> = wait_lines(&run.dir().join("starts.log"), 5, secs(1))
+        .iter()
+        .map(|line| line.parse().expect("timestamp"))
+        .collect();
+    assert_eq!(starts.len(), 5, "{starts:?}");
+    let gaps: Vec<u128> = starts
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1_000_000)
+        .collect();
+    for pair in gaps.windows(2) {
+        assert!(pair[1] > pair[0], "gaps must grow: {gaps:?}");
+    }
+    assert!(
+        gaps[0] >= 70 && gaps[0] < 1000,
+        "first gap near 100 ms: {gaps:?}"
+    );
+    let stderr = run.stderr.text();
+    assert!(stderr.contains("failed for good"), "{stderr}");
+    assert!(stderr.contains("critical process failed"), "{stderr}");
+}
+
+#[test]
+fn a_non_critical_failure_keeps_the_rest_running() {
+    let mut run = Test::new()
+        .config(
+            r#"
+[process.worker]
+command = "exit 4"
+restart = "never"
+critical = false
+
+[process.backend]
+command = "echo serving; sleep 1000"
+"#,
+        )
+        .args(["run"])
+        .pid1()
+        .start();
+    run.wait_stderr("non-critical process failed", secs(10));
+    run.wait_stdout("backend.0 | serving", secs(10));
+    let procs = run.descendants();
+    assert!(
+        procs.iter().any(|p| p.comm == "sleep"),
+        "backend died: {procs:?}"
+    );
+    run.signal("TERM");
+    assert_eq!(run.wait_exit(secs(10)), 0);
+}
+
+#[test]
+fn on_failure_restarts_failures_but_not_success() {
+    let mut run = Test::new()
+        .config(
+            r#"
+[process.job]
+command = 'echo run >> runs.log; n=$(wc -l < runs.log); [ "$n" -ge 3 ] && exit 0; exit 1'
+restart = "on-failure"
+backoff = { initial = "10ms", max = "10ms" }
+"#,
+        )
+        .args(["run"])
+        .pid1()
+        .start();
+    // Two failures, one success; then everything has finished: exit 0.
+    assert_eq!(run.wait_exit(secs(10)), 0);
+    assert_eq!(wait_lines(&run.dir().join("runs.log"), 3, secs(1)).len(), 3);
+}
+
+#[test]
+fn a_crashed_process_is_restarted_and_the_others_keep_their_pids() {
+    let mut run = Test::new()
+        .config(
+            "[process.backend]\ncommand = [\"sleep\", \"1000\"]\n[process.worker]\ncommand = [\"sleep\", \"2000\"]\n",
+        )
+        .args(["run"])
+        .pid1()
+        .start();
+    let cmdline =
+        |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let procs = run.wait_descendants(secs(10), "two sleeps", |p| p.len() == 2);
+    let backend = procs
+        .iter()
+        .find(|p| cmdline(p.pid).contains("1000"))
+        .expect("backend")
+        .pid;
+    let worker = procs
+        .iter()
+        .find(|p| cmdline(p.pid).contains("2000"))
+        .expect("worker")
+        .pid;
+    std::process::Command::new("kill")
+        .args(["-KILL", &backend.to_string()])
+        .status()
+        .expect("kill");
+    run.wait_descendants(secs(10), "a new backend", |p| {
+        p.iter()
+            .any(|p| p.pid != backend && cmdline(p.pid).contains("1000"))
+            && p.iter().all(|p| p.state != 'Z')
+    });
+    assert!(
+        run.descendants().iter().any(|p| p.pid == worker),
+        "the worker was disturbed"
+    );
+    assert!(run.stderr.text().contains("killed by SIGKILL; restarting"));
+    run.signal("TERM");
+    assert_eq!(run.wait_exit(secs(10)), 0);
+}
+
+#[test]
+fn a_missing_binary_is_a_failure_of_that_process_not_a_crash() {
+    let finished = Test::new()
+        .config("[process.ghost]\ncommand = [\"/nonexistent/binary\"]\nrestart = \"never\"\n")
+        .args(["run"])
+        .pid1()
+        .run();
+    finished.assert_code(127);
+    assert!(
+        finished.stderr.contains("process=ghost"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.contains("No such file or directory"),
+        "{}",
+        finished.stderr
+    );
+}

@@ -1,0 +1,426 @@
+//! Test harness: run the real binary in its own temp dir, optionally as PID 1
+//! of a fresh PID namespace, and wait on observable things with deadlines.
+
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_supervisor");
+
+/// A test run of `supervisor`, built like just's `Test`.
+pub struct Test {
+    dir: tempfile::TempDir,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    as_pid1: bool,
+    shell: Option<String>,
+}
+
+impl Default for Test {
+    fn default() -> Self {
+        Test::new()
+    }
+}
+
+impl Test {
+    pub fn new() -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("temp dir"),
+            args: Vec::new(),
+            env: Vec::new(),
+            as_pid1: false,
+            shell: None,
+        }
+    }
+
+    /// Writes `supervisor.toml` in the test's directory.
+    pub fn config(self, text: &str) -> Test {
+        self.file("supervisor.toml", text)
+    }
+
+    pub fn file(self, name: &str, text: &str) -> Test {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(path, text).expect("write test file");
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Test {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Test {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Runs as PID 1 of a new PID namespace, as in a container.
+    pub fn pid1(mut self) -> Test {
+        self.as_pid1 = true;
+        self
+    }
+
+    /// Runs `sh -c SCRIPT` instead of the binary; the script finds it in `$BIN`.
+    pub fn shell(mut self, script: &str) -> Test {
+        self.shell = Some(script.to_string());
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self) -> Command {
+        let mut command = if let Some(script) = &self.shell {
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(script).env("BIN", BIN);
+            command
+        } else if self.as_pid1 {
+            let mut command = Command::new("unshare");
+            command.args([
+                "--user",
+                "--map-root-user",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                BIN,
+            ]);
+            command
+        } else {
+            Command::new(BIN)
+        };
+        command
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .env_remove("SUPERVISOR_CONFIG")
+            .env_remove("SUPERVISOR_LOG_FORMAT")
+            .env_remove("SUPERVISOR_CONTEXT")
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().cloned())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Starts it and returns a handle to interact with it while it runs.
+    pub fn start(self) -> Running {
+        let mut child = self.command().spawn().expect("spawn supervisor");
+        let stdout = Captured::start(child.stdout.take().expect("stdout"));
+        let stderr = Captured::start(child.stderr.take().expect("stderr"));
+        Running {
+            child,
+            stdout,
+            stderr,
+            test: self,
+            status: None,
+        }
+    }
+
+    /// Runs it to completion (at most 30 s).
+    pub fn run(self) -> Finished {
+        let mut running = self.start();
+        let code = running.wait_exit(Duration::from_secs(30));
+        running.finished(code)
+    }
+}
+
+/// Output of a stream, collected by a thread, with a condition to wait on.
+#[derive(Clone)]
+pub struct Captured {
+    inner: Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>,
+}
+
+impl Captured {
+    fn start(mut stream: impl Read + Send + 'static) -> Captured {
+        let captured = Captured {
+            inner: Arc::new((Mutex::new((Vec::new(), false)), Condvar::new())),
+        };
+        let inner = captured.inner.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let (lock, cond) = &*inner;
+                let mut state = lock.lock().unwrap();
+                if n == 0 {
+                    state.1 = true;
+                    cond.notify_all();
+                    return;
+                }
+                state.0.extend_from_slice(&buf[..n]);
+                cond.notify_all();
+            }
+        });
+        captured
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.inner.0.lock().unwrap().0).into_owned()
+    }
+
+    /// Waits until the text satisfies `pred`, or panics after `timeout`.
+    pub fn wait_until(&self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        let (lock, cond) = &*self.inner;
+        let mut state = lock.lock().unwrap();
+        loop {
+            let text = String::from_utf8_lossy(&state.0).into_owned();
+            if pred(&text) {
+                return text;
+            }
+            let now = Instant::now();
+            if now >= deadline || state.1 {
+                panic!("timed out waiting for {what}; got:\n{text}");
+            }
+            state = cond.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits until the stream is closed (the writer exited).
+    pub fn wait_closed(&self, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let (lock, cond) = &*self.inner;
+        let mut state = lock.lock().unwrap();
+        while !state.1 {
+            let now = Instant::now();
+            assert!(now < deadline, "stream not closed in time");
+            state = cond.wait_timeout(state, deadline - now).unwrap().0;
+        }
+        String::from_utf8_lossy(&state.0).into_owned()
+    }
+}
+
+pub struct Running {
+    child: Child,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    test: Test,
+    status: Option<i32>,
+}
+
+impl Running {
+    pub fn dir(&self) -> PathBuf {
+        self.test.dir.path().to_path_buf()
+    }
+
+    /// The supervisor's pid as seen from here (inside the namespace it is 1).
+    pub fn pid(&self) -> i32 {
+        let outer = self.child.id() as i32;
+        if !self.test.as_pid1 {
+            return outer;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(&pid) = children(outer).first() {
+                return pid;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the namespace's PID 1 never appeared"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for a line on stdout containing `needle`.
+    pub fn wait_stdout(&self, needle: &str, timeout: Duration) -> String {
+        self.stdout
+            .wait_until(timeout, &format!("stdout {needle:?}"), |t| {
+                t.contains(needle)
+            })
+    }
+
+    /// Waits for `needle` on stderr (our own events are there).
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
+        self.stderr
+            .wait_until(timeout, &format!("stderr {needle:?}"), |t| {
+                t.contains(needle)
+            })
+    }
+
+    /// Waits for the supervisor to exit; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        if let Some(code) = self.status {
+            return code;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let code = status.code().unwrap_or_else(|| {
+                    128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+                });
+                self.status = Some(code);
+                return code;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "supervisor did not exit within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout.text(),
+                    self.stderr.text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn finished(self, code: i32) -> Finished {
+        Finished {
+            code,
+            stdout: self.stdout.wait_closed(Duration::from_secs(10)),
+            stderr: self.stderr.wait_closed(Duration::from_secs(10)),
+        }
+    }
+
+    /// Every process below the supervisor: (pid, state letter, command name).
+    pub fn descendants(&self) -> Vec<Proc> {
+        descendants(self.pid())
+    }
+
+    /// Waits until `pred` holds for the descendants.
+    pub fn wait_descendants(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Proc]) -> bool,
+    ) -> Vec<Proc> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let procs = self.descendants();
+            if pred(&procs) {
+                return procs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; processes: {procs:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let outer = self.child.id() as i32;
+            for pid in children(outer).into_iter().filter(|_| self.test.as_pid1) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub struct Finished {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn assert_code(&self, code: i32) -> &Finished {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub pid: i32,
+    pub state: char,
+    pub comm: String,
+}
+
+pub fn children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+                out.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
+    }
+    out
+}
+
+pub fn proc_info(pid: i32) -> Option<Proc> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    let state = stat[close + 2..].chars().next()?;
+    Some(Proc { pid, state, comm })
+}
+
+pub fn descendants(root: i32) -> Vec<Proc> {
+    let mut out = Vec::new();
+    let mut stack = children(root);
+    while let Some(pid) = stack.pop() {
+        if let Some(info) = proc_info(pid) {
+            out.push(info);
+        }
+        stack.extend(children(pid));
+    }
+    out
+}
+
+/// A line of `/proc/PID/status`, such as `SigBlk`.
+pub fn status_field(pid: i32, field: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|line| {
+        line.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// Lines of a file the children append to, once it has at least `n`.
+pub fn wait_lines(path: &Path, n: usize, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let lines: Vec<String> = std::fs::File::open(path)
+            .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
+            .unwrap_or_default();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} has {} lines, want {n}: {lines:?}",
+            path.display(),
+            lines.len()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
