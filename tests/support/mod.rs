@@ -134,9 +134,12 @@ impl Test {
 }
 
 /// Output of a stream, collected by a thread, with a condition to wait on.
+/// Bytes so far, and whether the stream has closed.
+type Buffer = Mutex<(Vec<u8>, bool)>;
+
 #[derive(Clone)]
 pub struct Captured {
-    inner: Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>,
+    inner: Arc<(Buffer, Condvar)>,
 }
 
 impl Captured {
