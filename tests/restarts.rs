@@ -112,10 +112,7 @@ fn a_crashed_process_is_restarted_and_the_others_keep_their_pids() {
         .find(|p| cmdline(p.pid).contains("2000"))
         .expect("worker")
         .pid;
-    std::process::Command::new("kill")
-        .args(["-KILL", &backend.to_string()])
-        .status()
-        .expect("kill");
+    crate::support::send(backend, "KILL");
     run.wait_descendants(secs(10), "a new backend", |p| {
         p.iter()
             .any(|p| p.pid != backend && cmdline(p.pid).contains("1000"))

@@ -234,12 +234,9 @@ impl Running {
         }
     }
 
+    /// Sends `signal` (a name such as "TERM") to the supervisor.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -{signal} failed");
+        send(self.pid(), signal);
     }
 
     /// Waits for a line on stdout containing `needle`.
@@ -325,9 +322,7 @@ impl Drop for Running {
         if self.status.is_none() {
             let outer = self.child.id() as i32;
             for pid in children(outer).into_iter().filter(|_| self.test.as_pid1) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -422,6 +417,12 @@ pub fn wait_lines(path: &Path, n: usize, timeout: Duration) -> Vec<String> {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Sends `signal` (a name such as "TERM") to `pid`.
+pub fn send(pid: i32, signal: &str) {
+    let signal: nix::sys::signal::Signal = format!("SIG{signal}").parse().expect("signal name");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("kill");
 }
 
 pub fn secs(n: u64) -> Duration {

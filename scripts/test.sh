@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test suite, from a fresh Debian machine with only the Rust toolchain.
+# Installs what the tests need when it is missing, then runs formatting,
+# lints, unit tests and the integration tests (the real binary as PID 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need unshare util-linux   # PID-1 tests run in a fresh PID namespace
+need setsid util-linux
+need python3 python3      # stand-in programs of the examples
+need seq coreutils
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --all-targets
