@@ -322,7 +322,10 @@ impl Drop for Running {
         if self.status.is_none() {
             let outer = self.child.id() as i32;
             for pid in children(outer).into_iter().filter(|_| self.test.as_pid1) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
             let _ = self.child.kill();
             let _ = self.child.wait();
