@@ -47,4 +47,21 @@ pub enum Command {
         )]
         command: Vec<OsString>,
     },
+    /// Validate the environment against the schema and print the report (exit 0 or 78)
+    CheckEnv {
+        /// Deployment context (production, staging, …) [default: $SUPERVISOR_CONTEXT]
+        #[arg(long, value_name = "NAME")]
+        context: Option<String>,
+        /// Report format
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Print a commented .env.example generated from the env schema
+    EnvExample,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
 }

@@ -1,11 +1,15 @@
 //! The one error type that reaches `main`, and SPEC §7's exit codes.
 
 use crate::config::ConfigError;
+use crate::env::EnvError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
+
+    #[error(transparent)]
+    Env(#[from] EnvError),
 
     /// A bad command line that clap could not catch.
     #[error("{0}")]
@@ -33,6 +37,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) => 78,
+            Error::Env(EnvError::UnknownContext { .. }) => 64,
+            Error::Env(_) => 78,
             Error::Usage(_) => 64,
             Error::Exec { source, .. } => crate::pid1::spawn::spawn_error_code(source),
             Error::Startup { .. } => 70,

@@ -9,6 +9,7 @@
 mod cli;
 mod commands;
 mod config;
+mod env;
 mod error;
 mod logs;
 mod pid1;
@@ -106,6 +107,8 @@ fn run(cli: Cli, output: Output) -> Result<supervise::Outcome, Error> {
         match cli.command {
             Command::Run { context } => commands::run::run(ctx, context).await,
             Command::Exec { context, command } => commands::exec::exec(ctx, context, command).await,
+            Command::CheckEnv { context, format } => commands::check_env::check_env(ctx, context, format),
+            Command::EnvExample => commands::env_example::env_example(ctx),
         }
     })
 }

@@ -16,7 +16,7 @@ use super::Context;
 
 pub async fn exec(
     mut ctx: Context,
-    _context: Option<String>,
+    context: Option<String>,
     argv: Vec<OsString>,
 ) -> Result<Outcome, Error> {
     let argv: Vec<String> = argv
@@ -27,7 +27,8 @@ pub async fn exec(
         })
         .collect::<Result<_, _>>()?;
     let command_line = CommandLine::Exec(argv.clone());
-    let env: Vec<_> = std::env::vars_os().collect();
+    let (_, section) = ctx.env_section()?;
+    let env = ctx.environment(&section, context.as_deref(), false)?.vars;
 
     // Hand the terminal to the command only if it is ours to give.
     let stdin = std::io::stdin();

@@ -1,6 +1,8 @@
 //! One short, linear file per subcommand. Each returns an `Outcome` or an
 //! `Error`; none exits or prints the error itself (`main` does).
 
+pub mod check_env;
+pub mod env_example;
 pub mod exec;
 pub mod run;
 
@@ -26,6 +28,43 @@ pub struct Context {
 }
 
 impl Context {
+    /// The `[env]` section of the config, if there is a config. A missing
+    /// config is fine for `exec` and `check-env` (then only the real
+    /// environment counts); a named one that is missing is an error.
+    pub fn env_section(
+        &self,
+    ) -> Result<
+        (Option<crate::config::Config>, crate::config::EnvSection),
+        crate::config::ConfigError,
+    > {
+        let explicit = self.config_path();
+        match crate::config::locate(explicit.as_deref()) {
+            Ok(source) => {
+                let config = crate::config::load(source)?;
+                let section = config.env.clone();
+                Ok((Some(config), section))
+            }
+            Err(crate::config::ConfigError::NotFound { .. }) => {
+                Ok((None, crate::config::EnvSection::default()))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Builds the validated environment (SPEC §1 step 2).
+    pub fn environment(
+        &self,
+        section: &crate::config::EnvSection,
+        flag: Option<&str>,
+        keep_invalid: bool,
+    ) -> Result<crate::env::Environment, crate::env::EnvError> {
+        let inputs = crate::env::ContextInputs {
+            flag,
+            setting: self.settings.context.as_deref(),
+        };
+        crate::env::build(section, &inputs, keep_invalid)
+    }
+
     /// `--config` > `SUPERVISOR_CONFIG`.
     pub fn config_path(&self) -> Option<PathBuf> {
         self.config_flag

@@ -13,16 +13,19 @@ use crate::supervise::{Options, Outcome, Supervisor};
 
 use super::Context;
 
-pub async fn run(mut ctx: Context, _context: Option<String>) -> Result<Outcome, Error> {
+pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, Error> {
     // 1. The config.
     let config = config::load(config::locate(ctx.config_path().as_deref())?)?;
     refuse_unbuilt_sections(&config)?;
 
-    // 2. The environment the children get.
-    let env: Vec<_> = std::env::vars_os().collect();
+    // 2. The environment the children get: validated, defaults applied.
+    let environment = ctx.environment(&config.env, context.as_deref(), false)?;
+    if let Some(report) = &environment.report {
+        tracing::info!(context = %report.context, variables = report.checked, "environment ok");
+    }
 
     // 7. Processes, in dependency order.
-    let planned = plan::build(&config, &env)?;
+    let planned = plan::build(&config, &environment.vars)?;
     let format = match ctx.settings.log_format {
         LogFormat::Json => lines::Format::Json,
         LogFormat::Text => lines::Format::Prefix {
@@ -61,9 +64,6 @@ fn refuse_unbuilt_sections(config: &config::Config) -> Result<(), ConfigError> {
     }
     if !config.wait_for.is_empty() {
         refuse("wait_for");
-    }
-    if config.env.schema.is_some() || !config.env.files.is_empty() {
-        refuse("env");
     }
     if problems.is_empty() {
         Ok(())

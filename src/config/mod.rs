@@ -61,10 +61,6 @@ pub struct Config {
     pub processes: Vec<Process>,
 }
 
-#[expect(
-    dead_code,
-    reason = "read by phases that land with later issues (env, health, migrate)"
-)]
 #[derive(Debug, Clone, Default)]
 pub struct EnvSection {
     pub schema: Option<PathBuf>,

@@ -19,6 +19,7 @@ pub struct Test {
     env: Vec<(OsString, OsString)>,
     as_pid1: bool,
     shell: Option<String>,
+    clean_env: bool,
 }
 
 impl Default for Test {
@@ -35,6 +36,7 @@ impl Test {
             env: Vec::new(),
             as_pid1: false,
             shell: None,
+            clean_env: false,
         }
     }
 
@@ -59,6 +61,20 @@ impl Test {
 
     pub fn env(mut self, name: &str, value: &str) -> Test {
         self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets a variable to raw bytes (non-UTF-8 values).
+    pub fn env_bytes(mut self, name: &str, value: &[u8]) -> Test {
+        use std::os::unix::ffi::OsStringExt;
+        self.env
+            .push((name.into(), OsString::from_vec(value.to_vec())));
+        self
+    }
+
+    /// Starts from an empty environment (plus PATH), as `env -i` would.
+    pub fn clean_env(mut self) -> Test {
+        self.clean_env = true;
         self
     }
 
@@ -97,6 +113,11 @@ impl Test {
         } else {
             Command::new(BIN)
         };
+        if self.clean_env {
+            command
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        }
         command
             .args(&self.args)
             .current_dir(self.dir.path())

@@ -1,0 +1,322 @@
+//! The environment the children get (SPEC §3, step 2 of §1).
+//!
+//! The real environment, plus `[env].files` (a variable already set in the
+//! real environment wins; a later file wins over an earlier one), validated
+//! against `[env].schema` with the schema's defaults applied. Only declared
+//! variables are looked at; everything else passes through byte for byte.
+//! Any problem, and nothing starts: every problem is reported at once (78).
+//!
+//! `dotenv` reads files, `coerce` turns strings into typed values, `schema`
+//! loads and applies the JSON Schema, `report` renders the result. No value
+//! from the environment ever reaches a message.
+
+pub mod coerce;
+pub mod dotenv;
+pub mod example;
+pub mod report;
+pub mod schema;
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::config::EnvSection;
+use report::{ContextSource, Problem, Report};
+use schema::Schema;
+
+/// The context when nothing names one: production, so a forgotten
+/// `APP_ENV` runs every production check instead of skipping them.
+pub const FALLBACK_CONTEXT: &str = "production";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// Bad lines in dotenv files: `file:line: reason`, never the text.
+    #[error("{}", problems.iter().map(|(file, line, reason)| format!("{}:{line}: {reason}", file.display())).collect::<Vec<_>>().join("\nerror: "))]
+    Dotenv {
+        problems: Vec<(PathBuf, usize, String)>,
+    },
+
+    #[error("{}: cannot read: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{}", problems.iter().map(|p| format!("{}: {p}", path.display())).collect::<Vec<_>>().join("\nerror: "))]
+    Schema {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+
+    /// `--context` names a context the schema does not know (exit 64).
+    #[error("--context {given:?} is not a known context (expected one of: {})", valid.join(", "))]
+    UnknownContext { given: String, valid: Vec<String> },
+
+    /// `SUPERVISOR_CONTEXT` names a context the schema does not know (exit 78).
+    #[error("SUPERVISOR_CONTEXT: not a known context (expected one of: {})", valid.join(", "))]
+    UnknownSetting { valid: Vec<String> },
+
+    /// The environment breaks the schema; the report says how.
+    #[error("{}", report.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\nerror: "))]
+    Invalid { report: Report },
+}
+
+/// What the children get, and the report it was checked with.
+#[derive(Debug)]
+pub struct Environment {
+    pub vars: Vec<(OsString, OsString)>,
+    /// `None` when no schema is configured.
+    pub report: Option<Report>,
+}
+
+/// Where the context may come from, strongest first.
+pub struct ContextInputs<'a> {
+    pub flag: Option<&'a str>,
+    pub setting: Option<&'a str>,
+}
+
+/// Builds and validates the environment. With `keep_invalid`, an invalid
+/// environment is returned with its report instead of as an error (for
+/// `check-env`, which prints either way).
+pub fn build(
+    section: &EnvSection,
+    context: &ContextInputs<'_>,
+    keep_invalid: bool,
+) -> Result<Environment, EnvError> {
+    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    apply_files(&mut vars, &section.files)?;
+    let Some(schema_path) = &section.schema else {
+        return Ok(Environment { vars, report: None });
+    };
+    let schema = Schema::load(&shown(schema_path))?;
+    let report = validate(&schema, &mut vars, section.context_var.as_deref(), context)?;
+    if report.is_ok() || keep_invalid {
+        Ok(Environment {
+            vars,
+            report: Some(report),
+        })
+    } else {
+        Err(EnvError::Invalid { report })
+    }
+}
+
+/// Adds the variables of each dotenv file that the real environment does not set.
+fn apply_files(vars: &mut Vec<(OsString, OsString)>, files: &[PathBuf]) -> Result<(), EnvError> {
+    let real: Vec<OsString> = vars.iter().map(|(k, _)| k.clone()).collect();
+    let mut problems = Vec::new();
+    for path in files {
+        let text = match std::fs::read(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(EnvError::ReadFile {
+                    path: shown(path),
+                    source,
+                })
+            }
+        };
+        match dotenv::parse(&text) {
+            Ok(assignments) => {
+                for assignment in assignments {
+                    let key = OsString::from(&assignment.key);
+                    if real.contains(&key) {
+                        continue;
+                    }
+                    vars.retain(|(k, _)| *k != key);
+                    vars.push((key, assignment.value));
+                }
+            }
+            Err(bad) => problems.extend(bad.into_iter().map(|p| (shown(path), p.line, p.reason))),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(EnvError::Dotenv { problems })
+    }
+}
+
+/// A path as the user would write it (`.env`, not `./.env`).
+fn shown(path: &Path) -> PathBuf {
+    path.strip_prefix(".").unwrap_or(path).to_path_buf()
+}
+
+fn lookup<'a>(vars: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
+    vars.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_os_str())
+}
+
+fn set(vars: &mut Vec<(OsString, OsString)>, name: &str, value: String) {
+    vars.retain(|(k, _)| k != name);
+    vars.push((name.into(), value.into()));
+}
+
+/// Picks the context (SPEC §3): `--context` > `SUPERVISOR_CONTEXT` > the
+/// context variable > its schema default > production.
+fn resolve_context(
+    schema: &Schema,
+    vars: &[(OsString, OsString)],
+    context_var: Option<&str>,
+    inputs: &ContextInputs<'_>,
+) -> Result<(String, ContextSource), EnvError> {
+    let valid = context_var.and_then(|var| schema.contexts(var));
+    let known = |name: &str| {
+        valid
+            .as_ref()
+            .is_none_or(|valid| valid.iter().any(|v| v == name))
+    };
+    if let Some(flag) = inputs.flag {
+        if !known(flag) {
+            return Err(EnvError::UnknownContext {
+                given: flag.to_string(),
+                valid: valid.unwrap_or_default(),
+            });
+        }
+        return Ok((flag.to_string(), ContextSource::Flag));
+    }
+    if let Some(setting) = inputs.setting {
+        if !known(setting) {
+            return Err(EnvError::UnknownSetting {
+                valid: valid.unwrap_or_default(),
+            });
+        }
+        return Ok((setting.to_string(), ContextSource::Setting));
+    }
+    let schema_default = context_var
+        .and_then(|var| schema.properties.get(var))
+        .and_then(|p| p.default())
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(var) = context_var {
+        if let Some(value) = lookup(vars, var)
+            .and_then(OsStr::to_str)
+            .filter(|v| !v.is_empty())
+        {
+            // A value outside the enum is reported by the schema; the rest is
+            // checked in the default context, failing safe.
+            if known(value) {
+                return Ok((value.to_string(), ContextSource::Variable(var.to_string())));
+            }
+        }
+    }
+    Ok(match schema_default {
+        Some(default) => (default, ContextSource::SchemaDefault),
+        None => (FALLBACK_CONTEXT.to_string(), ContextSource::Fallback),
+    })
+}
+
+/// Checks the declared variables and applies defaults into `vars`.
+pub fn validate(
+    schema: &Schema,
+    vars: &mut Vec<(OsString, OsString)>,
+    context_var: Option<&str>,
+    inputs: &ContextInputs<'_>,
+) -> Result<Report, EnvError> {
+    let (context, source) = resolve_context(schema, vars, context_var, inputs)?;
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut instance = serde_json::Map::new();
+    let mut unreadable: Vec<&str> = Vec::new();
+    let mut defaults: Vec<(String, String)> = Vec::new();
+    let required_here = |name: &str, property: &schema::Property| {
+        property.required_in.contains(&context) || (schema.required.iter().any(|r| r == name))
+    };
+
+    for (name, property) in &schema.properties {
+        let problem = |message: String| Problem {
+            variable: name.clone(),
+            message,
+            secret: property.is_secret,
+        };
+        // The context variable is validated as the context in force: the flag
+        // or setting overrides it; an invalid value of its own is still checked.
+        let raw = if Some(name.as_str()) == context_var {
+            match source {
+                ContextSource::Flag | ContextSource::Setting => Some(OsString::from(&context)),
+                ContextSource::Variable(_) => lookup(vars, name).map(ToOwned::to_owned),
+                ContextSource::SchemaDefault | ContextSource::Fallback => lookup(vars, name)
+                    .filter(|v| !v.is_empty())
+                    .map(ToOwned::to_owned)
+                    .or_else(|| Some(OsString::from(&context))),
+            }
+        } else {
+            lookup(vars, name).map(ToOwned::to_owned)
+        };
+        let context_required = property.required_in.contains(&context);
+        match raw.as_ref().filter(|v| !v.is_empty()) {
+            Some(value) => match value.to_str() {
+                None => {
+                    problems.push(problem("value is not valid UTF-8".to_string()));
+                    unreadable.push(name);
+                }
+                Some(text) => match coerce::coerce(text, &property.schema) {
+                    Ok(value) => {
+                        instance.insert(name.clone(), value);
+                    }
+                    Err(message) => {
+                        problems.push(problem(message));
+                        unreadable.push(name);
+                    }
+                },
+            },
+            None => {
+                let empty = raw.is_some();
+                if context_required {
+                    let mut message = format!("required in context \"{context}\"");
+                    if empty {
+                        message.push_str(" (set but empty)");
+                    }
+                    problems.push(problem(message));
+                    unreadable.push(name);
+                } else if let Some(default) = property.default() {
+                    instance.insert(name.clone(), default.clone());
+                    defaults.push((
+                        name.clone(),
+                        coerce::default_as_string(default, &property.schema),
+                    ));
+                } else if empty && required_here(name, property) {
+                    problems.push(problem("required (set but empty)".to_string()));
+                    unreadable.push(name);
+                }
+            }
+        }
+    }
+
+    let ctx = context_var.map(|var| (var, context.as_str()));
+    for (variable, message) in schema.violations(&Value::Object(instance), ctx) {
+        if unreadable.contains(&variable.as_str()) {
+            continue;
+        }
+        let secret = schema
+            .properties
+            .get(&variable)
+            .is_some_and(|p| p.is_secret);
+        problems.push(Problem {
+            variable,
+            message,
+            secret,
+        });
+    }
+    problems.sort();
+    problems.dedup();
+
+    for (name, value) in defaults {
+        set(vars, &name, value);
+    }
+    if let Some(var) = context_var {
+        if lookup(vars, var).and_then(OsStr::to_str) != Some(context.as_str())
+            && !matches!(source, ContextSource::Variable(_))
+        {
+            set(vars, var, context.clone());
+        }
+    }
+    Ok(Report {
+        context,
+        context_source: source,
+        checked: schema.properties.len(),
+        problems,
+    })
+}
