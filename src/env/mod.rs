@@ -320,3 +320,140 @@ pub fn validate(
         problems,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema(document: Value) -> Schema {
+        Schema::from_document(Path::new("s.json"), document).unwrap()
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    fn check(
+        schema: &Schema,
+        env: &[(&str, &str)],
+        flag: Option<&str>,
+    ) -> (Report, Vec<(OsString, OsString)>) {
+        let mut env = vars(env);
+        let inputs = ContextInputs {
+            flag,
+            setting: None,
+        };
+        let report = validate(schema, &mut env, Some("APP_ENV"), &inputs).unwrap();
+        (report, env)
+    }
+
+    fn lines(report: &Report) -> Vec<String> {
+        report.problems.iter().map(ToString::to_string).collect()
+    }
+
+    fn contexts() -> Value {
+        json!({
+            "properties": {
+                "APP_ENV": {"enum": ["development", "production"], "default": "development"},
+                "KEY": {"type": "string", "x-required-in": ["production"], "default": "dev-key", "x-secret": true},
+                "PORT": {"type": "integer", "default": 3000}
+            }
+        })
+    }
+
+    #[test]
+    fn the_context_comes_from_flag_then_variable_then_schema_default() {
+        let schema = schema(contexts());
+        let (report, _) = check(&schema, &[("APP_ENV", "production")], Some("development"));
+        assert_eq!(
+            (report.context.as_str(), &report.context_source),
+            ("development", &ContextSource::Flag)
+        );
+        let (report, _) = check(&schema, &[("APP_ENV", "production")], None);
+        assert_eq!(
+            report.context_source,
+            ContextSource::Variable("APP_ENV".into())
+        );
+        assert_eq!(
+            lines(&report),
+            ["KEY: required in context \"production\" [secret]"]
+        );
+        let (report, env) = check(&schema, &[], None);
+        assert_eq!(
+            (report.context.as_str(), &report.context_source),
+            ("development", &ContextSource::SchemaDefault)
+        );
+        assert!(report.is_ok());
+        // Defaults and the context in force reach the children.
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))
+            .collect();
+        for pair in [
+            ("KEY", "dev-key"),
+            ("PORT", "3000"),
+            ("APP_ENV", "development"),
+        ] {
+            assert!(
+                env.contains(&(pair.0.to_string(), pair.1.to_string())),
+                "{pair:?} in {env:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_default_the_context_fails_safe_to_production() {
+        let mut document = contexts();
+        document["properties"]["APP_ENV"] = json!({"enum": ["development", "production"]});
+        let (report, _) = check(&schema(document), &[], None);
+        assert_eq!(
+            (report.context.as_str(), &report.context_source),
+            ("production", &ContextSource::Fallback)
+        );
+        assert_eq!(
+            lines(&report),
+            ["KEY: required in context \"production\" [secret]"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_flag_is_a_usage_error() {
+        let schema = schema(contexts());
+        let mut env = Vec::new();
+        let inputs = ContextInputs {
+            flag: Some("prod"),
+            setting: None,
+        };
+        let err = validate(&schema, &mut env, Some("APP_ENV"), &inputs).unwrap_err();
+        assert!(matches!(err, EnvError::UnknownContext { ref valid, .. } if valid.len() == 2));
+    }
+
+    #[test]
+    fn a_conversion_error_is_reported_once_and_empty_is_unset() {
+        let schema = schema(
+            json!({"properties": {"PORT": {"type": "integer", "minimum": 1}, "URL": {"type": "string"}}, "required": ["PORT", "URL"]}),
+        );
+        let (report, _) = check(&schema, &[("PORT", "abc"), ("URL", "")], None);
+        assert_eq!(
+            lines(&report),
+            [
+                "PORT: expected a base-10 integer",
+                "URL: required (set but empty)"
+            ]
+        );
+    }
+
+    #[test]
+    fn hand_written_if_then_on_the_context_says_so() {
+        let schema = schema(json!({
+            "properties": {"APP_ENV": {"enum": ["dev", "prod"]}, "DSN": {"type": "string"}},
+            "if": {"properties": {"APP_ENV": {"const": "prod"}}},
+            "then": {"required": ["DSN"]}
+        }));
+        let (report, _) = check(&schema, &[("APP_ENV", "prod")], None);
+        assert_eq!(lines(&report), ["DSN: required in context \"prod\""]);
+        let (report, _) = check(&schema, &[("APP_ENV", "dev")], None);
+        assert!(report.is_ok());
+    }
+}
