@@ -58,6 +58,19 @@ pub enum Command {
     },
     /// Print a commented .env.example generated from the env schema
     EnvExample,
+    /// Exit 0 when /health answers 200, 1 otherwise (for Docker's HEALTHCHECK)
+    Healthcheck {
+        /// URL to check [default: /health on [health].listen or $SUPERVISOR_HEALTH_LISTEN]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Give up after this long
+        #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_timeout)]
+        timeout: std::time::Duration,
+    },
+}
+
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(text).ok_or_else(|| "expected a duration such as \"3s\" or \"500ms\"".to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

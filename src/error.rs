@@ -11,6 +11,13 @@ pub enum Error {
     #[error(transparent)]
     Env(#[from] EnvError),
 
+    /// The health port cannot be bound (in use, bad address): a config problem.
+    #[error(transparent)]
+    Listen(#[from] crate::health::ListenError),
+
+    #[error(transparent)]
+    WaitFor(#[from] crate::wait_for::WaitError),
+
     /// A bad command line that clap could not catch.
     #[error("{0}")]
     Usage(String),
@@ -39,6 +46,8 @@ impl Error {
             Error::Config(_) => 78,
             Error::Env(EnvError::UnknownContext { .. }) => 64,
             Error::Env(_) => 78,
+            Error::Listen(_) => 78,
+            Error::WaitFor(_) => 69,
             Error::Usage(_) => 64,
             Error::Exec { source, .. } => crate::pid1::spawn::spawn_error_code(source),
             Error::Startup { .. } => 70,

@@ -11,10 +11,13 @@ mod commands;
 mod config;
 mod env;
 mod error;
+mod health;
 mod logs;
 mod pid1;
 mod plan;
+mod reach;
 mod supervise;
+mod wait_for;
 
 use std::time::Duration;
 
@@ -52,9 +55,7 @@ fn main() {
     let code = match run(cli, output.clone()) {
         Ok(outcome) => outcome.code,
         Err(err) => {
-            output
-                .stderr
-                .write_now(format!("error: {err}\n").into_bytes());
+            output.stderr.write_now(format!("error: {err}\n").into_bytes());
             err.exit_code()
         }
     };
@@ -71,10 +72,7 @@ fn run(cli: Cli, output: Output) -> Result<supervise::Outcome, Error> {
     ) {
         return Err(Error::Config(config::ConfigError::Setting {
             variable: "SUPERVISOR_LOG_LEVEL".to_string(),
-            message: err
-                .to_string()
-                .trim_start_matches("SUPERVISOR_LOG_LEVEL: ")
-                .to_string(),
+            message: err.to_string().trim_start_matches("SUPERVISOR_LOG_LEVEL: ").to_string(),
         }));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -109,6 +107,7 @@ fn run(cli: Cli, output: Output) -> Result<supervise::Outcome, Error> {
             Command::Exec { context, command } => commands::exec::exec(ctx, context, command).await,
             Command::CheckEnv { context, format } => commands::check_env::check_env(ctx, context, format),
             Command::EnvExample => commands::env_example::env_example(ctx),
+            Command::Healthcheck { url, timeout } => Ok(commands::healthcheck::healthcheck(ctx, url, timeout).await),
         }
     })
 }

@@ -32,10 +32,7 @@ impl PlannedProcess {
 }
 
 /// Builds the plan; `env` is the validated environment, in order.
-pub fn build(
-    config: &Config,
-    env: &[(OsString, OsString)],
-) -> Result<Vec<PlannedProcess>, ConfigError> {
+pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Vec<PlannedProcess>, ConfigError> {
     let lookup: HashMap<OsString, OsString> = env.iter().cloned().collect();
     let mut problems = Vec::new();
     let mut planned = Vec::new();
@@ -94,11 +91,7 @@ pub fn build(
         for (name, template) in &process.env {
             match template.expand(&lookup) {
                 Ok(value) => set(name, value.into()),
-                Err(err) => report(
-                    None,
-                    format!("process.{}.env.{name}", process.name),
-                    err.to_string(),
-                ),
+                Err(err) => report(None, format!("process.{}.env.{name}", process.name), err.to_string()),
             }
         }
         set("SUPERVISOR_PROCESS", process.name.clone().into());

@@ -8,11 +8,7 @@ use crate::support::{secs, Test};
 fn version_and_help_exit_zero() {
     let finished = Test::new().args(["--version"]).run();
     finished.assert_code(0);
-    assert!(
-        finished.stdout.starts_with("supervisor "),
-        "{}",
-        finished.stdout
-    );
+    assert!(finished.stdout.starts_with("supervisor "), "{}", finished.stdout);
     let finished = Test::new().args(["help"]).run();
     finished.assert_code(0);
     assert!(finished.stdout.contains("run"), "{}", finished.stdout);
@@ -21,10 +17,7 @@ fn version_and_help_exit_zero() {
 #[test]
 fn a_bad_command_line_exits_64() {
     Test::new().args(["frobnicate"]).run().assert_code(64);
-    Test::new()
-        .args(["run", "--no-such-flag"])
-        .run()
-        .assert_code(64);
+    Test::new().args(["run", "--no-such-flag"]).run().assert_code(64);
     Test::new().args(["exec"]).run().assert_code(64);
     Test::new().run().assert_code(64);
 }

@@ -6,11 +6,7 @@ use crate::support::Test;
 fn errors(config: &str) -> String {
     let finished = Test::new().config(config).args(["run"]).run();
     finished.assert_code(78);
-    assert!(
-        finished.stdout.is_empty(),
-        "nothing may start: {}",
-        finished.stdout
-    );
+    assert!(finished.stdout.is_empty(), "nothing may start: {}", finished.stdout);
     finished.stderr
 }
 
@@ -18,9 +14,7 @@ fn errors(config: &str) -> String {
 fn an_unknown_key_is_named_with_its_line() {
     let stderr = errors("[process.web]\ncommand = \"x\"\nstop_timout = \"5s\"\n");
     assert!(
-        stderr.starts_with(
-            "error: supervisor.toml:3: process.web.stop_timout: unknown key (expected one of"
-        ),
+        stderr.starts_with("error: supervisor.toml:3: process.web.stop_timout: unknown key (expected one of"),
         "{stderr}"
     );
 }
@@ -72,8 +66,7 @@ fn a_dependency_cycle_is_named() {
 
 #[test]
 fn an_unset_variable_in_instances_is_a_config_error() {
-    let stderr =
-        errors("[process.api]\ncommand = \"x\"\ninstances = \"${WORKERS_THAT_ARE_NOT_SET}\"\n");
+    let stderr = errors("[process.api]\ncommand = \"x\"\ninstances = \"${WORKERS_THAT_ARE_NOT_SET}\"\n");
     assert!(
         stderr.contains("supervisor.toml:3: process.api.instances: variable WORKERS_THAT_ARE_NOT_SET is not set"),
         "{stderr}"
@@ -85,9 +78,7 @@ fn a_missing_config_file_is_named() {
     let finished = Test::new().args(["run", "--config", "nope.toml"]).run();
     finished.assert_code(78);
     assert!(
-        finished
-            .stderr
-            .starts_with("error: nope.toml: cannot read the config"),
+        finished.stderr.starts_with("error: nope.toml: cannot read the config"),
         "{}",
         finished.stderr
     );
@@ -98,9 +89,7 @@ fn no_config_at_all_says_where_it_looked() {
     let finished = Test::new().args(["run"]).run();
     finished.assert_code(78);
     assert!(
-        finished
-            .stderr
-            .contains("no supervisor.toml or Procfile in"),
+        finished.stderr.contains("no supervisor.toml or Procfile in"),
         "{}",
         finished.stderr
     );
@@ -116,10 +105,7 @@ fn a_bad_procfile_line_is_named_without_its_text() {
         .args(["run"])
         .run();
     finished.assert_code(78);
-    assert_eq!(
-        finished.stderr.trim(),
-        "error: Procfile:2: expected `name: command`"
-    );
+    assert_eq!(finished.stderr.trim(), "error: Procfile:2: expected `name: command`");
 }
 
 #[test]

@@ -48,10 +48,7 @@ fn app() -> Test {
 
 fn assert_no_canary(finished: &Finished) {
     for (name, text) in [("stdout", &finished.stdout), ("stderr", &finished.stderr)] {
-        assert!(
-            !text.contains("CANARY"),
-            "a value leaked on {name}:\n{text}"
-        );
+        assert!(!text.contains("CANARY"), "a value leaked on {name}:\n{text}");
     }
 }
 
@@ -89,16 +86,8 @@ fn every_problem_is_reported_at_once_sorted_and_nothing_starts() {
         .args(["run"])
         .run();
     finished.assert_code(78);
-    assert!(
-        finished.stdout.is_empty(),
-        "a child started: {}",
-        finished.stdout
-    );
-    let errors: Vec<&str> = finished
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
+    assert!(finished.stdout.is_empty(), "a child started: {}", finished.stdout);
+    let errors: Vec<&str> = finished.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(
         errors,
         [
@@ -121,9 +110,7 @@ fn context_only_requirements_apply_only_in_their_context() {
         .run();
     development.assert_code(0);
     assert!(
-        development
-            .stdout
-            .contains("context \"development\" (from APP_ENV)"),
+        development.stdout.contains("context \"development\" (from APP_ENV)"),
         "{}",
         development.stdout
     );
@@ -239,10 +226,7 @@ fn booleans_accept_the_documented_words_and_children_get_the_original_string() {
 #[test]
 fn dotenv_files_never_override_the_real_environment_and_never_expand() {
     let finished = app()
-        .file(
-            ".env",
-            "PORT=5000\nDB_PASSWORD='ab$cd'\nLOG_LEVEL=debug # verbose\n",
-        )
+        .file(".env", "PORT=5000\nDB_PASSWORD='ab$cd'\nLOG_LEVEL=debug # verbose\n")
         .env("APP_ENV", "development")
         .env("DATABASE_URL", DB)
         .env("PORT", "4000")
@@ -250,9 +234,9 @@ fn dotenv_files_never_override_the_real_environment_and_never_expand() {
         .run();
     finished.assert_code(0);
     assert!(
-        finished.stdout.contains(
-            "PORT=4000 TRUST_PROXY=false LOG_LEVEL=debug APP_ENV=development PASSWORD=ab$cd"
-        ),
+        finished
+            .stdout
+            .contains("PORT=4000 TRUST_PROXY=false LOG_LEVEL=debug APP_ENV=development PASSWORD=ab$cd"),
         "{}",
         finished.stdout
     );
@@ -283,10 +267,7 @@ fn a_declared_non_utf8_value_is_a_problem_and_an_undeclared_one_passes_through()
     let finished = app()
         .env("APP_ENV", "development")
         .env("DATABASE_URL", DB)
-        .env_bytes(
-            "SESSION_SECRET",
-            b"CANARY\xff-and-more-bytes-to-be-long-enough",
-        )
+        .env_bytes("SESSION_SECRET", b"CANARY\xff-and-more-bytes-to-be-long-enough")
         .args(["check-env"])
         .run();
     finished.assert_code(78);
@@ -363,9 +344,7 @@ fn formats_are_checked() {
         .run();
     finished.assert_code(78);
     assert!(
-        finished
-            .stdout
-            .contains("ADMIN_EMAIL: must be a valid email\n"),
+        finished.stdout.contains("ADMIN_EMAIL: must be a valid email\n"),
         "{}",
         finished.stdout
     );
@@ -392,13 +371,10 @@ fn schema_errors(schema: &str) -> String {
 fn an_invalid_schema_file_exits_78_naming_the_file() {
     let bad_json = schema_errors("{\"type\": \"object\",");
     assert!(
-        bad_json.starts_with(
-            "error: s.json: invalid JSON at line 1 column 18: EOF while parsing a value"
-        ),
+        bad_json.starts_with("error: s.json: invalid JSON at line 1 column 18: EOF while parsing a value"),
         "{bad_json}"
     );
-    let bad_keywords =
-        schema_errors(r#"{"properties": {"X": {"type": "strin", "minLength": "32"}}}"#);
+    let bad_keywords = schema_errors(r#"{"properties": {"X": {"type": "strin", "minLength": "32"}}}"#);
     assert!(
         bad_keywords.contains("error: s.json: /properties/X/minLength: expected integer"),
         "{bad_keywords}"
@@ -407,18 +383,13 @@ fn an_invalid_schema_file_exits_78_naming_the_file() {
         bad_keywords.contains("error: s.json: /properties/X/type:"),
         "{bad_keywords}"
     );
-    let unknown_format =
-        schema_errors(r#"{"properties": {"X": {"type": "string", "format": "url"}}}"#);
-    assert!(
-        unknown_format.starts_with("error: s.json: "),
-        "{unknown_format}"
-    );
+    let unknown_format = schema_errors(r#"{"properties": {"X": {"type": "string", "format": "url"}}}"#);
+    assert!(unknown_format.starts_with("error: s.json: "), "{unknown_format}");
     assert!(unknown_format.contains("url"), "{unknown_format}");
     let remote = schema_errors(r#"{"properties": {"X": {"$ref": "https://example.com/x.json"}}}"#);
     assert!(remote.starts_with("error: s.json: "), "{remote}");
-    let bad_default = schema_errors(
-        r#"{"properties": {"PORT": {"type": "integer", "maximum": 65535, "default": 70000}}}"#,
-    );
+    let bad_default =
+        schema_errors(r#"{"properties": {"PORT": {"type": "integer", "maximum": 65535, "default": 70000}}}"#);
     assert_eq!(
         bad_default.trim(),
         "error: s.json: /properties/PORT/default: must be <= 65535"
@@ -441,9 +412,7 @@ fn an_invalid_schema_file_exits_78_naming_the_file() {
 #[test]
 fn a_schema_with_hundreds_of_properties() {
     let properties: Vec<String> = (0..500)
-        .map(|i| {
-            format!("\"VAR_{i}\": {{\"type\": \"integer\", \"minimum\": 0, \"default\": {i}}}")
-        })
+        .map(|i| format!("\"VAR_{i}\": {{\"type\": \"integer\", \"minimum\": 0, \"default\": {i}}}"))
         .collect();
     let schema = format!("{{\"properties\": {{{}}}}}", properties.join(","));
     let finished = Test::new()
@@ -482,7 +451,10 @@ fn env_example_is_generated_from_the_schema() {
         text.contains("# type: string; format: uri; required; secret\nDATABASE_URL=\n"),
         "{text}"
     );
-    assert!(text.contains("# type: boolean; required in: staging, production; default: false\nTRUST_PROXY=false\n"), "{text}");
+    assert!(
+        text.contains("# type: boolean; required in: staging, production; default: false\nTRUST_PROXY=false\n"),
+        "{text}"
+    );
     assert!(
         text.contains("# Contexts (APP_ENV): development, test, staging, production\n"),
         "{text}"

@@ -55,9 +55,7 @@ depends_on = { migrate = "completed" }
         .run();
     finished.assert_code(5);
     assert!(
-        finished
-            .stderr
-            .contains("cannot start: a dependency failed"),
+        finished.stderr.contains("cannot start: a dependency failed"),
         "{}",
         finished.stderr
     );

@@ -47,11 +47,7 @@ fn supervisor_toml_wins_over_a_procfile_and_config_flag_wins_over_both() {
         .env("SUPERVISOR_CONFIG", "other.toml")
         .args(["run"])
         .run();
-    assert!(
-        finished.stdout.contains("from-variable"),
-        "{}",
-        finished.stdout
-    );
+    assert!(finished.stdout.contains("from-variable"), "{}", finished.stdout);
 }
 
 #[test]
@@ -87,16 +83,12 @@ cwd = "apps/api"
 #[test]
 fn a_missing_cwd_is_a_failure_naming_the_directory() {
     let finished = Test::new()
-        .config(
-            "[process.api]\ncommand = \"true\"\ncwd = \"does/not/exist\"\nrestart = \"never\"\n",
-        )
+        .config("[process.api]\ncommand = \"true\"\ncwd = \"does/not/exist\"\nrestart = \"never\"\n")
         .args(["run"])
         .run();
     finished.assert_code(127);
     assert!(
-        finished
-            .stderr
-            .contains("does/not/exist is not a directory"),
+        finished.stderr.contains("does/not/exist is not a directory"),
         "{}",
         finished.stderr
     );

@@ -24,11 +24,7 @@ fn two_children_flooding_fifty_thousand_lines_each_arrive_complete_and_whole() {
             .strip_suffix(".0")
             .unwrap_or_else(|| panic!("bad prefix: {line:?}"));
         let mut parts = message.splitn(3, '-');
-        assert_eq!(
-            parts.next(),
-            Some(name),
-            "line from another process: {line:?}"
-        );
+        assert_eq!(parts.next(), Some(name), "line from another process: {line:?}");
         let number: u64 = parts
             .next()
             .and_then(|n| n.parse().ok())
@@ -86,18 +82,14 @@ fn json_lines_carry_process_instance_stream_and_message() {
     let records: Vec<serde_json::Value> = finished
         .stdout
         .lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}")))
         .collect();
     assert_eq!(records.len(), 2);
     for record in &records {
         assert_eq!(record["process"], "api");
         assert_eq!(record["stream"], "stdout");
         assert_eq!(record["message"], "hello \"world\"");
-        assert!(record["timestamp"]
-            .as_str()
-            .is_some_and(|t| t.contains('T')));
+        assert!(record["timestamp"].as_str().is_some_and(|t| t.contains('T')));
     }
     let mut instances: Vec<i64> = records
         .iter()
@@ -109,9 +101,7 @@ fn json_lines_carry_process_instance_stream_and_message() {
     let stderr_records: Vec<serde_json::Value> = finished
         .stderr
         .lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}")))
         .collect();
     assert!(stderr_records
         .iter()
@@ -125,9 +115,7 @@ fn raw_mode_writes_straight_through() {
         .config("[process.app]\ncommand = 'echo untouched; sleep 1000'\nlog = \"raw\"\n")
         .args(["run"])
         .start();
-    let stdout = run
-        .stdout
-        .wait_until(secs(10), "raw line", |t| t.contains("untouched"));
+    let stdout = run.stdout.wait_until(secs(10), "raw line", |t| t.contains("untouched"));
     assert!(stdout.lines().any(|l| l == "untouched"), "{stdout}");
     run.signal("TERM");
     assert_eq!(run.wait_exit(secs(10)), 0);

@@ -34,11 +34,7 @@ fn a_service_dying_together_with_orphans_is_still_seen() {
     // 51 runs, each noticed, then failed for good: exit with its code.
     assert_eq!(run.wait_exit(secs(30)), 1);
     let stderr = run.stderr.text();
-    assert_eq!(
-        stderr.matches("started process=flaky").count(),
-        51,
-        "{stderr}"
-    );
+    assert_eq!(stderr.matches("started process=flaky").count(), 51, "{stderr}");
 }
 
 #[test]
@@ -50,14 +46,8 @@ fn children_start_with_a_clean_signal_state_and_no_extra_descriptors() {
         .start();
     let procs = run.wait_descendants(secs(10), "sleep", |p| p.iter().any(|p| p.comm == "sleep"));
     let sleep = procs.iter().find(|p| p.comm == "sleep").expect("sleep").pid;
-    assert_eq!(
-        status_field(sleep, "SigBlk").as_deref(),
-        Some("0000000000000000")
-    );
-    assert_eq!(
-        status_field(sleep, "SigIgn").as_deref(),
-        Some("0000000000000000")
-    );
+    assert_eq!(status_field(sleep, "SigBlk").as_deref(), Some("0000000000000000"));
+    assert_eq!(status_field(sleep, "SigIgn").as_deref(), Some("0000000000000000"));
     let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{sleep}/fd"))
         .expect("fd dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -98,22 +88,13 @@ fn when_not_pid1_it_adopts_and_reaps_orphans_and_stops_stragglers() {
     });
     let orphan = procs
         .iter()
-        .find(|p| {
-            std::fs::read_to_string(format!("/proc/{}/cmdline", p.pid))
-                .is_ok_and(|c| c.contains("1000"))
-        })
+        .find(|p| std::fs::read_to_string(format!("/proc/{}/cmdline", p.pid)).is_ok_and(|c| c.contains("1000")))
         .expect("orphan")
         .pid;
-    let ppid: i32 = status_field(orphan, "PPid")
-        .expect("PPid")
-        .parse()
-        .expect("ppid");
+    let ppid: i32 = status_field(orphan, "PPid").expect("PPid").parse().expect("ppid");
     assert_eq!(ppid, supervisor);
     run.signal("TERM");
     assert_eq!(run.wait_exit(secs(10)), 0);
     // The straggler that left its group was stopped before we exited.
-    assert!(
-        proc_info(orphan).is_none_or(|p| p.state == 'Z'),
-        "straggler survived"
-    );
+    assert!(proc_info(orphan).is_none_or(|p| p.state == 'Z'), "straggler survived");
 }

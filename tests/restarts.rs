@@ -27,17 +27,11 @@ command = ["sleep", "1000"]
         .map(|line| line.parse().expect("timestamp"))
         .collect();
     assert_eq!(starts.len(), 5, "{starts:?}");
-    let gaps: Vec<u128> = starts
-        .windows(2)
-        .map(|w| (w[1] - w[0]) / 1_000_000)
-        .collect();
+    let gaps: Vec<u128> = starts.windows(2).map(|w| (w[1] - w[0]) / 1_000_000).collect();
     for pair in gaps.windows(2) {
         assert!(pair[1] > pair[0], "gaps must grow: {gaps:?}");
     }
-    assert!(
-        gaps[0] >= 70 && gaps[0] < 1000,
-        "first gap near 100 ms: {gaps:?}"
-    );
+    assert!(gaps[0] >= 70 && gaps[0] < 1000, "first gap near 100 ms: {gaps:?}");
     let stderr = run.stderr.text();
     assert!(stderr.contains("failed for good"), "{stderr}");
     assert!(stderr.contains("critical process failed"), "{stderr}");
@@ -63,10 +57,7 @@ command = "echo serving; sleep 1000"
     run.wait_stderr("non-critical process failed", secs(10));
     run.wait_stdout("backend.0 | serving", secs(10));
     let procs = run.descendants();
-    assert!(
-        procs.iter().any(|p| p.comm == "sleep"),
-        "backend died: {procs:?}"
-    );
+    assert!(procs.iter().any(|p| p.comm == "sleep"), "backend died: {procs:?}");
     run.signal("TERM");
     assert_eq!(run.wait_exit(secs(10)), 0);
 }
@@ -99,8 +90,7 @@ fn a_crashed_process_is_restarted_and_the_others_keep_their_pids() {
         .args(["run"])
         .pid1()
         .start();
-    let cmdline =
-        |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let procs = run.wait_descendants(secs(10), "two sleeps", |p| p.len() == 2);
     let backend = procs
         .iter()
@@ -114,9 +104,7 @@ fn a_crashed_process_is_restarted_and_the_others_keep_their_pids() {
         .pid;
     crate::support::send(backend, "KILL");
     run.wait_descendants(secs(10), "a new backend", |p| {
-        p.iter()
-            .any(|p| p.pid != backend && cmdline(p.pid).contains("1000"))
-            && p.iter().all(|p| p.state != 'Z')
+        p.iter().any(|p| p.pid != backend && cmdline(p.pid).contains("1000")) && p.iter().all(|p| p.state != 'Z')
     });
     assert!(
         run.descendants().iter().any(|p| p.pid == worker),
@@ -135,11 +123,7 @@ fn a_missing_binary_is_a_failure_of_that_process_not_a_crash() {
         .pid1()
         .run();
     finished.assert_code(127);
-    assert!(
-        finished.stderr.contains("process=ghost"),
-        "{}",
-        finished.stderr
-    );
+    assert!(finished.stderr.contains("process=ghost"), "{}", finished.stderr);
     assert!(
         finished.stderr.contains("No such file or directory"),
         "{}",

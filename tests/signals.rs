@@ -41,9 +41,7 @@ fn a_shell_command_stops_at_once_because_its_group_is_signalled() {
         .args(["run"])
         .pid1()
         .start();
-    run.wait_descendants(secs(10), "sh and sleep", |p| {
-        p.iter().any(|p| p.comm == "sleep")
-    });
+    run.wait_descendants(secs(10), "sh and sleep", |p| p.iter().any(|p| p.comm == "sleep"));
     let sent = Instant::now();
     run.signal("TERM");
     let finished = {
@@ -84,10 +82,7 @@ fn a_child_that_ignores_sigterm_is_killed_after_stop_timeout() {
     // It had to be killed: that is not a clean stop (SPEC §7).
     assert_eq!(code, 137);
     let stderr = run.stderr.text();
-    assert!(
-        stderr.contains("still running after stop_timeout"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("still running after stop_timeout"), "{stderr}");
 }
 
 #[test]
@@ -105,20 +100,15 @@ fn a_second_signal_stops_at_once() {
     let second = Instant::now();
     run.signal("INT");
     let code = run.wait_exit(secs(10));
-    assert!(
-        second.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        second.elapsed()
-    );
+    assert!(second.elapsed() < Duration::from_secs(2), "took {:?}", second.elapsed());
     assert_eq!(code, 137);
 }
 
 #[test]
 fn sighup_usr1_usr2_and_winch_reach_every_child() {
-    let script = r#"for s in HUP USR1 USR2 WINCH; do trap "echo got-$s" $s; done; echo ready; while :; do sleep 0.05; done"#;
-    let config = format!(
-        "[process.a]\ncommand = '{script}'\n[process.b]\ncommand = '{script}'\ninstances = 2\n"
-    );
+    let script =
+        r#"for s in HUP USR1 USR2 WINCH; do trap "echo got-$s" $s; done; echo ready; while :; do sleep 0.05; done"#;
+    let config = format!("[process.a]\ncommand = '{script}'\n[process.b]\ncommand = '{script}'\ninstances = 2\n");
     let mut run = Test::new().config(&config).args(["run"]).pid1().start();
     for name in ["a.0", "b.0", "b.1"] {
         run.wait_stdout(&format!("{name} | ready"), secs(10));
@@ -152,11 +142,7 @@ fn shutdown_order_is_the_reverse_of_depends_on() {
     }
     // Start order follows the dependencies.
     let stderr = run.stderr.text();
-    let started = |name: &str| {
-        stderr
-            .find(&format!("started process={name}"))
-            .expect("started line")
-    };
+    let started = |name: &str| stderr.find(&format!("started process={name}")).expect("started line");
     assert!(
         started("backend") < started("frontend") && started("frontend") < started("worker"),
         "{stderr}"
@@ -181,10 +167,8 @@ fn a_signal_that_arrives_before_any_child_exists_is_not_lost() {
         loop {
             // `unshare` itself blocks TERM for a moment before it execs us; only
             // count our own binary having blocked it.
-            let is_ours = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "supervisor");
-            let blocked =
-                status_field(pid, "SigBlk").and_then(|mask| u64::from_str_radix(&mask, 16).ok());
+            let is_ours = std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "supervisor");
+            let blocked = status_field(pid, "SigBlk").and_then(|mask| u64::from_str_radix(&mask, 16).ok());
             if is_ours && blocked.is_some_and(|mask| mask & (1 << (15 - 1)) != 0) {
                 break;
             }

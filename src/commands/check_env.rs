@@ -8,11 +8,7 @@ use crate::supervise::Outcome;
 
 use super::Context;
 
-pub fn check_env(
-    ctx: Context,
-    context: Option<String>,
-    format: ReportFormat,
-) -> Result<Outcome, Error> {
+pub fn check_env(ctx: Context, context: Option<String>, format: ReportFormat) -> Result<Outcome, Error> {
     let (config, section) = ctx.env_section()?;
     if section.schema.is_none() {
         let file = config.map_or_else(|| "supervisor.toml".into(), |c| c.source.path);
@@ -21,8 +17,7 @@ pub fn check_env(
                 file,
                 line: None,
                 key: "env.schema".to_string(),
-                message: "is not set: there is no schema to check the environment against"
-                    .to_string(),
+                message: "is not set: there is no schema to check the environment against".to_string(),
             }],
         }
         .into());

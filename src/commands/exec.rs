@@ -14,11 +14,7 @@ use crate::supervise::{stop_stragglers, Outcome};
 
 use super::Context;
 
-pub async fn exec(
-    mut ctx: Context,
-    context: Option<String>,
-    argv: Vec<OsString>,
-) -> Result<Outcome, Error> {
+pub async fn exec(mut ctx: Context, context: Option<String>, argv: Vec<OsString>) -> Result<Outcome, Error> {
     let argv: Vec<String> = argv
         .into_iter()
         .map(|arg| {
@@ -32,8 +28,7 @@ pub async fn exec(
 
     // Hand the terminal to the command only if it is ours to give.
     let stdin = std::io::stdin();
-    let take_terminal =
-        stdin.is_terminal() && nix::unistd::tcgetpgrp(&stdin).ok() == Some(nix::unistd::getpgrp());
+    let take_terminal = stdin.is_terminal() && nix::unistd::tcgetpgrp(&stdin).ok() == Some(nix::unistd::getpgrp());
     let mut command = spawn::command(&Spec {
         command: &command_line,
         cwd: None,
@@ -73,7 +68,5 @@ pub async fn exec(
         &mut ctx.signals,
     )
     .await;
-    Ok(Outcome {
-        code: status.code(),
-    })
+    Ok(Outcome { code: status.code() })
 }

@@ -4,6 +4,7 @@
 pub mod check_env;
 pub mod env_example;
 pub mod exec;
+pub mod healthcheck;
 pub mod run;
 
 use std::path::PathBuf;
@@ -33,10 +34,7 @@ impl Context {
     /// environment counts); a named one that is missing is an error.
     pub fn env_section(
         &self,
-    ) -> Result<
-        (Option<crate::config::Config>, crate::config::EnvSection),
-        crate::config::ConfigError,
-    > {
+    ) -> Result<(Option<crate::config::Config>, crate::config::EnvSection), crate::config::ConfigError> {
         let explicit = self.config_path();
         match crate::config::locate(explicit.as_deref()) {
             Ok(source) => {
@@ -44,9 +42,7 @@ impl Context {
                 let section = config.env.clone();
                 Ok((Some(config), section))
             }
-            Err(crate::config::ConfigError::NotFound { .. }) => {
-                Ok((None, crate::config::EnvSection::default()))
-            }
+            Err(crate::config::ConfigError::NotFound { .. }) => Ok((None, crate::config::EnvSection::default())),
             Err(err) => Err(err),
         }
     }
@@ -67,8 +63,6 @@ impl Context {
 
     /// `--config` > `SUPERVISOR_CONFIG`.
     pub fn config_path(&self) -> Option<PathBuf> {
-        self.config_flag
-            .clone()
-            .or_else(|| self.settings.config.clone())
+        self.config_flag.clone().or_else(|| self.settings.config.clone())
     }
 }

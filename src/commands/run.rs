@@ -1,15 +1,22 @@
 //! `supervisor run`: the whole lifecycle, top to bottom (SPEC §1).
 //!
-//! config → environment → plan → supervise → stop. Health, `wait_for`,
-//! migrations and tasks slot in between plan and supervise.
+//! config → environment → health → wait_for → (migrate → tasks) →
+//! supervise → stop. Each phase before supervision is raced against a stop
+//! signal.
 
 use std::io::IsTerminal;
 
+use nix::sys::signal::Signal;
+use tokio::sync::mpsc;
+
 use crate::config::{self, settings::LogFormat, ConfigError, Problem};
 use crate::error::Error;
+use crate::health::{self, Board, Phase};
 use crate::logs::lines;
+use crate::pid1::signals::{meaning, Meaning};
 use crate::plan;
 use crate::supervise::{Options, Outcome, Supervisor};
+use crate::wait_for;
 
 use super::Context;
 
@@ -24,8 +31,36 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
         tracing::info!(context = %report.context, variables = report.checked, "environment ok");
     }
 
-    // 7. Processes, in dependency order.
     let planned = plan::build(&config, &environment.vars)?;
+
+    // 3. The health server, so orchestrators see `starting` from now on.
+    let board = Board::new();
+    let listen = ctx
+        .settings
+        .health_listen
+        .clone()
+        .or_else(|| config.health.listen.clone())
+        .filter(|l| l != "off");
+    if let Some(listen) = &listen {
+        let address = health::serve(listen, board.clone()).await?;
+        tracing::info!(address = %address, "health server listening");
+    }
+
+    // 4. Whatever lives outside the container.
+    if !config.wait_for.is_empty() {
+        board.set_phase(Phase::WaitingFor);
+        match until_stopped(
+            wait_for::wait_all(&config.wait_for, config.wait_timeout),
+            &mut ctx.signals,
+        )
+        .await
+        {
+            Some(result) => result?,
+            None => return Ok(Outcome { code: 0 }),
+        }
+    }
+
+    // 7. Processes, in dependency order.
     let format = match ctx.settings.log_format {
         LogFormat::Json => lines::Format::Json,
         LogFormat::Text => lines::Format::Prefix {
@@ -35,12 +70,33 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
     let options = Options {
         format,
         is_init: ctx.is_init,
+        board,
     };
     tracing::info!(config = %config.source.path.display(), processes = planned.len(), "starting");
     let supervisor = Supervisor::new(planned, ctx.reaper.clone(), ctx.output.clone(), options);
 
     // 8–9. Supervise until stopped, then stop in reverse dependency order.
     Ok(supervisor.run(&mut ctx.signals).await)
+}
+
+/// Runs a phase until it finishes or a stop signal arrives (`None`): a
+/// `docker stop` during start-up must not wait for the phase to end.
+async fn until_stopped<T>(
+    phase: impl std::future::Future<Output = T>,
+    signals: &mut mpsc::UnboundedReceiver<Signal>,
+) -> Option<T> {
+    tokio::pin!(phase);
+    loop {
+        tokio::select! {
+            result = &mut phase => return Some(result),
+            Some(signal) = signals.recv() => {
+                if meaning(signal) == Meaning::Stop {
+                    tracing::info!(signal = %signal, "stopping before any process started");
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 /// Sections whose phase is not part of this build yet are refused, never
@@ -61,9 +117,6 @@ fn refuse_unbuilt_sections(config: &config::Config) -> Result<(), ConfigError> {
     }
     if !config.tasks.is_empty() {
         refuse("task");
-    }
-    if !config.wait_for.is_empty() {
-        refuse("wait_for");
     }
     if problems.is_empty() {
         Ok(())

@@ -13,10 +13,7 @@ use std::ffi::OsString;
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
     Text(String),
-    Var {
-        name: String,
-        default: Option<String>,
-    },
+    Var { name: String, default: Option<String> },
 }
 
 /// A config string with `${…}` references, parsed once.
@@ -90,15 +87,11 @@ impl Template {
             match piece {
                 Piece::Text(text) => out.push_str(text),
                 Piece::Var { name, default } => {
-                    let value = env
-                        .get(std::ffi::OsStr::new(name))
-                        .filter(|v| !v.is_empty());
+                    let value = env.get(std::ffi::OsStr::new(name)).filter(|v| !v.is_empty());
                     match (value, default) {
-                        (Some(value), _) => out.push_str(
-                            value
-                                .to_str()
-                                .ok_or_else(|| TemplateError::NotUnicode(name.clone()))?,
-                        ),
+                        (Some(value), _) => {
+                            out.push_str(value.to_str().ok_or_else(|| TemplateError::NotUnicode(name.clone()))?)
+                        }
                         (None, Some(default)) => out.push_str(default),
                         (None, None) => return Err(TemplateError::Unset(name.clone())),
                     }
@@ -143,10 +136,7 @@ mod tests {
         assert_eq!(Template::parse("${PORT"), Err(TemplateError::Unterminated));
         assert_eq!(Template::parse("${}"), Err(TemplateError::EmptyName));
         assert_eq!(Template::parse("${A B}"), Err(TemplateError::BadName));
-        let err = Template::parse("${NOPE}")
-            .unwrap()
-            .expand(&env(&[]))
-            .unwrap_err();
+        let err = Template::parse("${NOPE}").unwrap().expand(&env(&[])).unwrap_err();
         assert_eq!(err, TemplateError::Unset("NOPE".into()));
     }
 }

@@ -15,7 +15,7 @@ mod raw;
 pub mod settings;
 mod validate;
 
-pub use validate::DEFAULT_STOP_TIMEOUT;
+pub use validate::{parse_duration, DEFAULT_STOP_TIMEOUT};
 
 pub mod interpolate;
 
@@ -68,10 +68,6 @@ pub struct EnvSection {
     pub context_var: Option<String>,
 }
 
-#[expect(
-    dead_code,
-    reason = "read by phases that land with later issues (env, health, migrate)"
-)]
 #[derive(Debug, Clone)]
 pub struct HealthSection {
     /// `None` when the file says `listen = "off"`.
@@ -139,15 +135,7 @@ pub struct Process {
     pub is_critical: bool,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "probes land with the health issue")
-    )]
     pub ready: Option<Probe>,
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "probes land with the health issue")
-    )]
     pub live: Option<Probe>,
     pub depends_on: Vec<Dependency>,
     pub user: Option<String>,
@@ -184,10 +172,6 @@ pub struct Dependency {
     pub condition: Condition,
 }
 
-#[expect(
-    dead_code,
-    reason = "read by phases that land with later issues (env, health, migrate)"
-)]
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub check: Check,
@@ -197,10 +181,6 @@ pub struct Probe {
     pub success_threshold: u32,
 }
 
-#[expect(
-    dead_code,
-    reason = "read by phases that land with later issues (env, health, migrate)"
-)]
 #[derive(Debug, Clone)]
 pub enum Check {
     Http(String),
@@ -256,10 +236,7 @@ pub fn locate(explicit: Option<&Path>) -> Result<Source, ConfigError> {
             format: format_of(path),
         });
     }
-    for (name, format) in [
-        ("supervisor.toml", Format::Toml),
-        ("Procfile", Format::Procfile),
-    ] {
+    for (name, format) in [("supervisor.toml", Format::Toml), ("Procfile", Format::Procfile)] {
         let path = PathBuf::from(name);
         if path.is_file() {
             return Ok(Source { path, format });

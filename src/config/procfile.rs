@@ -64,8 +64,7 @@ mod tests {
 
     #[test]
     fn reads_entries_and_skips_comments() {
-        let text =
-            "# dev\nweb: python3 -m http.server $PORT\n\nworker:   node worker.js --queue=a:b\n";
+        let text = "# dev\nweb: python3 -m http.server $PORT\n\nworker:   node worker.js --queue=a:b\n";
         let entries = parse(text).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].name, "web");

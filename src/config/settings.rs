@@ -31,10 +31,6 @@ struct RawSettings {
 }
 
 #[derive(Debug, Clone, Default)]
-#[expect(
-    dead_code,
-    reason = "context and health_listen are read by the env and health phases"
-)]
 pub struct Settings {
     pub config: Option<PathBuf>,
     pub context: Option<String>,
@@ -53,9 +49,7 @@ impl Settings {
     /// Reads the settings from `vars`. Non-UTF-8 `SUPERVISOR_*` values are an
     /// error; everything else in the environment is none of our business
     /// (envy's own `from_env` would panic on a non-UTF-8 `PATH`).
-    pub fn from_vars(
-        vars: impl IntoIterator<Item = (OsString, OsString)>,
-    ) -> Result<Settings, ConfigError> {
+    pub fn from_vars(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Settings, ConfigError> {
         let mut ours = Vec::new();
         for (name, value) in vars {
             let Some(name) = name.to_str().filter(|name| name.starts_with("SUPERVISOR_")) else {
@@ -73,12 +67,7 @@ impl Settings {
                 variable: "SUPERVISOR_*".to_string(),
                 message: format!("cannot be read: {err}"),
             })?;
-        let log_format = match raw
-            .log_format
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        let log_format = match raw.log_format.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("") | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(_) => {

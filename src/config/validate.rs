@@ -16,13 +16,10 @@ use toml::Spanned;
 
 use super::interpolate::Template;
 use super::procfile;
-use super::raw::{
-    self, Condition, RawCommand, RawConfig, RawDependsOn, RawInstances, RawProbe, RawProcess,
-};
+use super::raw::{self, Condition, RawCommand, RawConfig, RawDependsOn, RawInstances, RawProbe, RawProcess};
 use super::{
-    Backoff, Check, CommandLine, Config, Dependency, EnvSection, HealthSection, Instances, LogMode,
-    MigrateSection, Probe, Problem, Process, RestartMode, RestartPolicy, Source, Task,
-    DEFAULT_HEALTH_LISTEN,
+    Backoff, Check, CommandLine, Config, Dependency, EnvSection, HealthSection, Instances, LogMode, MigrateSection,
+    Probe, Problem, Process, RestartMode, RestartPolicy, Source, Task, DEFAULT_HEALTH_LISTEN,
 };
 
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,19 +41,10 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn line_of(&self, span: Range<usize>) -> usize {
         let end = span.start.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
+        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
     }
 
-    fn report(
-        &mut self,
-        span: Option<Range<usize>>,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) {
+    fn report(&mut self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) {
         let line = span.map(|span| self.line_of(span));
         self.problems.push(Problem {
             file: self.file.to_path_buf(),
@@ -66,12 +54,7 @@ impl Checker<'_> {
         });
     }
 
-    fn duration(
-        &mut self,
-        value: Option<&Spanned<String>>,
-        key: &str,
-        default: Duration,
-    ) -> Duration {
+    fn duration(&mut self, value: Option<&Spanned<String>>, key: &str, default: Duration) -> Duration {
         let Some(value) = value else { return default };
         match parse_duration(value.get_ref()) {
             Some(duration) => duration,
@@ -133,11 +116,7 @@ impl Checker<'_> {
         let mut env = Vec::new();
         for (name, value) in raw {
             if name.is_empty() || name.contains(['=', '\0']) {
-                self.report(
-                    span.clone(),
-                    format!("{key}.{name}"),
-                    "is not a valid variable name",
-                );
+                self.report(span.clone(), format!("{key}.{name}"), "is not a valid variable name");
                 continue;
             }
             match Template::parse(value) {
@@ -157,11 +136,7 @@ impl Checker<'_> {
                 key,
                 format!("user {:?} does not exist on this system", user.get_ref()),
             ),
-            Err(err) => self.report(
-                Some(user.span()),
-                key,
-                format!("cannot look up the user: {err}"),
-            ),
+            Err(err) => self.report(Some(user.span()), key, format!("cannot look up the user: {err}")),
         }
         Some(user.get_ref().clone())
     }
@@ -244,19 +219,12 @@ pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config
     };
 
     let wait_for = check_wait_for(&mut checker, &raw.wait_for);
-    let wait_timeout = checker.duration(
-        raw.wait_timeout.as_ref(),
-        "wait_timeout",
-        Duration::from_secs(60),
-    );
-    let env = raw
-        .env
-        .as_ref()
-        .map_or_else(EnvSection::default, |env| EnvSection {
-            schema: env.schema.as_ref().map(|path| base_dir.join(path)),
-            files: env.files.iter().map(|path| base_dir.join(path)).collect(),
-            context_var: env.context_var.clone(),
-        });
+    let wait_timeout = checker.duration(raw.wait_timeout.as_ref(), "wait_timeout", Duration::from_secs(60));
+    let env = raw.env.as_ref().map_or_else(EnvSection::default, |env| EnvSection {
+        schema: env.schema.as_ref().map(|path| base_dir.join(path)),
+        files: env.files.iter().map(|path| base_dir.join(path)).collect(),
+        context_var: env.context_var.clone(),
+    });
     let health = check_health(&mut checker, raw.health.as_ref());
     let migrate = raw
         .migrate
@@ -291,11 +259,7 @@ pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config
     }
 }
 
-pub fn from_procfile(
-    text: &str,
-    source: Source,
-    base_dir: PathBuf,
-) -> Result<Config, Vec<Problem>> {
+pub fn from_procfile(text: &str, source: Source, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
     let entries = procfile::parse(text).map_err(|problems| {
         problems
             .into_iter()
@@ -367,10 +331,7 @@ fn check_wait_for(checker: &mut Checker, targets: &[Spanned<String>]) -> Vec<Str
             );
         }
     }
-    targets
-        .iter()
-        .map(|target| target.get_ref().clone())
-        .collect()
+    targets.iter().map(|target| target.get_ref().clone()).collect()
 }
 
 fn check_health(checker: &mut Checker, health: Option<&raw::RawHealth>) -> HealthSection {
@@ -395,11 +356,7 @@ fn check_health(checker: &mut Checker, health: Option<&raw::RawHealth>) -> Healt
     }
 }
 
-fn check_migrate(
-    checker: &mut Checker,
-    migrate: &raw::RawMigrate,
-    base_dir: &Path,
-) -> MigrateSection {
+fn check_migrate(checker: &mut Checker, migrate: &raw::RawMigrate, base_dir: &Path) -> MigrateSection {
     if migrate.dir.is_none() && migrate.command.is_none() {
         checker.report(
             None,
@@ -419,10 +376,7 @@ fn check_migrate(
         dir: migrate.dir.as_ref().map(|dir| base_dir.join(dir)),
         command,
         fingerprint: migrate.fingerprint.clone(),
-        lock_name: migrate
-            .lock_name
-            .clone()
-            .unwrap_or_else(|| "migrations".to_string()),
+        lock_name: migrate.lock_name.clone().unwrap_or_else(|| "migrations".to_string()),
         lock_timeout: checker.duration(
             migrate.lock_timeout.as_ref(),
             "migrate.lock_timeout",
@@ -436,12 +390,7 @@ fn check_migrate(
     }
 }
 
-fn check_task(
-    checker: &mut Checker,
-    name: &str,
-    task: &Spanned<raw::RawTask>,
-    base_dir: &Path,
-) -> Task {
+fn check_task(checker: &mut Checker, name: &str, task: &Spanned<raw::RawTask>, base_dir: &Path) -> Task {
     let key = format!("task.{name}");
     let span = Some(task.span());
     if !is_valid_name(name) {
@@ -463,12 +412,7 @@ fn check_task(
     }
 }
 
-fn check_process(
-    checker: &mut Checker,
-    name: &str,
-    process: &Spanned<RawProcess>,
-    base_dir: &Path,
-) -> Process {
+fn check_process(checker: &mut Checker, name: &str, process: &Spanned<RawProcess>, base_dir: &Path) -> Process {
     let key = |field: &str| format!("process.{name}.{field}");
     let span = Some(process.span());
     if !is_valid_name(name) {
@@ -484,9 +428,7 @@ fn check_process(
         Some(spanned) => {
             let line = checker.line_of(spanned.span());
             match spanned.get_ref() {
-                RawInstances::Count(count) if (0..=MAX_INSTANCES).contains(count) => {
-                    Instances::Count(*count as u32)
-                }
+                RawInstances::Count(count) if (0..=MAX_INSTANCES).contains(count) => Instances::Count(*count as u32),
                 RawInstances::Count(_) => {
                     checker.report(
                         Some(spanned.span()),
@@ -508,13 +450,8 @@ fn check_process(
     let backoff = {
         let initial = raw.backoff.as_ref().and_then(|b| b.initial.as_ref());
         let max = raw.backoff.as_ref().and_then(|b| b.max.as_ref());
-        let initial_value =
-            checker.duration(initial, &key("backoff.initial"), DEFAULT_BACKOFF.initial);
-        let max_value = checker.duration(
-            max,
-            &key("backoff.max"),
-            DEFAULT_BACKOFF.max.max(initial_value),
-        );
+        let initial_value = checker.duration(initial, &key("backoff.initial"), DEFAULT_BACKOFF.initial);
+        let max_value = checker.duration(max, &key("backoff.max"), DEFAULT_BACKOFF.max.max(initial_value));
         if max_value < initial_value {
             checker.report(
                 max.map(Spanned::span),
@@ -552,16 +489,8 @@ fn check_process(
             window,
         },
         is_critical: raw.critical.unwrap_or(true),
-        stop_signal: checker.signal(
-            raw.stop_signal.as_ref(),
-            &key("stop_signal"),
-            Signal::SIGTERM,
-        ),
-        stop_timeout: checker.duration(
-            raw.stop_timeout.as_ref(),
-            &key("stop_timeout"),
-            DEFAULT_STOP_TIMEOUT,
-        ),
+        stop_signal: checker.signal(raw.stop_signal.as_ref(), &key("stop_signal"), Signal::SIGTERM),
+        stop_timeout: checker.duration(raw.stop_timeout.as_ref(), &key("stop_timeout"), DEFAULT_STOP_TIMEOUT),
         ready: raw
             .ready
             .as_ref()
@@ -594,21 +523,12 @@ fn check_process(
     }
 }
 
-fn check_probe(
-    checker: &mut Checker,
-    probe: &Spanned<RawProbe>,
-    key: &str,
-    default_interval: Duration,
-) -> Probe {
+fn check_probe(checker: &mut Checker, probe: &Spanned<RawProbe>, key: &str, default_interval: Duration) -> Probe {
     let raw = probe.get_ref();
     let span = Some(probe.span());
     let checks = [raw.http.is_some(), raw.tcp.is_some(), raw.exec.is_some()];
     if checks.iter().filter(|&&set| set).count() != 1 {
-        checker.report(
-            span.clone(),
-            key,
-            "needs exactly one of `http`, `tcp` or `exec`",
-        );
+        checker.report(span.clone(), key, "needs exactly one of `http`, `tcp` or `exec`");
     }
     let check = if let Some(url) = &raw.http {
         if !url.starts_with("http://") {
@@ -639,27 +559,15 @@ fn check_probe(
     }
     Probe {
         check,
-        interval: checker.duration(
-            raw.interval.as_ref(),
-            &format!("{key}.interval"),
-            default_interval,
-        ),
-        timeout: checker.duration(
-            raw.timeout.as_ref(),
-            &format!("{key}.timeout"),
-            Duration::from_secs(1),
-        ),
+        interval: checker.duration(raw.interval.as_ref(), &format!("{key}.interval"), default_interval),
+        timeout: checker.duration(raw.timeout.as_ref(), &format!("{key}.timeout"), Duration::from_secs(1)),
         failure_threshold,
         success_threshold,
     }
 }
 
 /// Unknown names, cycles, and conditions that can never hold (SPEC §2: never hang).
-fn check_dependencies(
-    checker: &mut Checker,
-    processes: &[Process],
-    raw: &IndexMap<String, Spanned<RawProcess>>,
-) {
+fn check_dependencies(checker: &mut Checker, processes: &[Process], raw: &IndexMap<String, Spanned<RawProcess>>) {
     let names: HashSet<&str> = processes.iter().map(|p| p.name.as_str()).collect();
     let span_of = |name: &str| {
         raw.get(name)
@@ -710,12 +618,7 @@ fn find_cycle(processes: &[Process]) -> Option<Vec<String>> {
         Active,
         Done,
     }
-    fn visit(
-        at: usize,
-        processes: &[Process],
-        marks: &mut [Mark],
-        path: &mut Vec<usize>,
-    ) -> Option<Vec<String>> {
+    fn visit(at: usize, processes: &[Process], marks: &mut [Mark], path: &mut Vec<usize>) -> Option<Vec<String>> {
         marks[at] = Mark::Active;
         path.push(at);
         for dependency in &processes[at].depends_on {
@@ -725,10 +628,7 @@ fn find_cycle(processes: &[Process]) -> Option<Vec<String>> {
             match marks[next] {
                 Mark::Active => {
                     let from = path.iter().position(|&i| i == next).unwrap_or(0);
-                    let mut cycle: Vec<String> = path[from..]
-                        .iter()
-                        .map(|&i| processes[i].name.clone())
-                        .collect();
+                    let mut cycle: Vec<String> = path[from..].iter().map(|&i| processes[i].name.clone()).collect();
                     cycle.push(processes[next].name.clone());
                     return Some(cycle);
                 }
@@ -805,16 +705,10 @@ depends_on = { backend = "ready" }
         )
         .unwrap();
         let backend = &config.processes[0];
-        assert_eq!(
-            backend.command,
-            CommandLine::Shell("node dist/server.js".into())
-        );
+        assert_eq!(backend.command, CommandLine::Shell("node dist/server.js".into()));
         assert!(backend.cwd.as_ref().unwrap().ends_with("apps/backend"));
         assert_eq!(backend.env.len(), 2);
-        assert!(matches!(
-            backend.instances,
-            Instances::Template { line: 6, .. }
-        ));
+        assert!(matches!(backend.instances, Instances::Template { line: 6, .. }));
         assert_eq!(backend.restart.mode, RestartMode::OnFailure);
         assert_eq!(backend.restart.backoff.initial, Duration::from_millis(200));
         assert_eq!(backend.restart.max_restarts, 4);
@@ -834,9 +728,7 @@ depends_on = { backend = "ready" }
 
     #[test]
     fn keeps_file_order() {
-        let config =
-            parse_str("[process.zeta]\ncommand = \"a\"\n[process.alpha]\ncommand = \"b\"\n")
-                .unwrap();
+        let config = parse_str("[process.zeta]\ncommand = \"a\"\n[process.alpha]\ncommand = \"b\"\n").unwrap();
         let names: Vec<&str> = config.processes.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["zeta", "alpha"]);
     }
@@ -877,10 +769,7 @@ depends_on = { backend = "ready" }
         let got = problems(
             "[process.a]\ncommand = \"x\"\ndepends_on = [\"b\"]\n[process.b]\ncommand = \"x\"\ndepends_on = [\"a\"]\n",
         );
-        assert_eq!(
-            got,
-            ["3: process.a.depends_on: dependency cycle: a -> b -> a"]
-        );
+        assert_eq!(got, ["3: process.a.depends_on: dependency cycle: a -> b -> a"]);
     }
 
     #[test]

@@ -86,8 +86,7 @@ fn coerce_as(kind: Kind, text: &str, schema: &Value) -> Result<Value, String> {
                 if item.is_empty() {
                     return Err(format!("item {} is empty", index + 1));
                 }
-                let value = coerce(item, &items_schema)
-                    .map_err(|message| format!("item {}: {message}", index + 1))?;
+                let value = coerce(item, &items_schema).map_err(|message| format!("item {}: {message}", index + 1))?;
                 items.push(value);
             }
             Ok(Value::Array(items))
@@ -206,9 +205,7 @@ mod tests {
         ] {
             assert_eq!(coerce(text, &boolean), Ok(Value::Bool(want)), "{text}");
         }
-        assert!(coerce("maybe", &boolean)
-            .unwrap_err()
-            .starts_with("expected a boolean"));
+        assert!(coerce("maybe", &boolean).unwrap_err().starts_with("expected a boolean"));
         let object = json!({"type": "object"});
         assert_eq!(coerce("{\"a\":1}", &object), Ok(json!({"a": 1})));
         assert_eq!(coerce("[1]", &object), Err("expected a JSON object".into()));
@@ -219,10 +216,7 @@ mod tests {
         let schema = json!({"type": "array", "items": {"type": "integer"}});
         assert_eq!(coerce("1, 2 ,3", &schema), Ok(json!([1, 2, 3])));
         assert_eq!(coerce("1,,3", &schema), Err("item 2 is empty".into()));
-        assert_eq!(
-            coerce("1,x", &schema),
-            Err("item 2: expected a base-10 integer".into())
-        );
+        assert_eq!(coerce("1,x", &schema), Err("item 2: expected a base-10 integer".into()));
         let piped = json!({"type": "array", "x-separator": "|"});
         assert_eq!(coerce("a|b", &piped), Ok(json!(["a", "b"])));
     }

@@ -32,11 +32,7 @@ pub struct LineProblem {
 /// Parses a whole file; every bad line is reported, none is applied.
 pub fn parse(text: &[u8]) -> Result<Vec<Assignment>, Vec<LineProblem>> {
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
-    let mut parser = Parser {
-        text,
-        at: 0,
-        line: 1,
-    };
+    let mut parser = Parser { text, at: 0, line: 1 };
     let mut assignments: Vec<Assignment> = Vec::new();
     let mut problems = Vec::new();
     while !parser.done() {
@@ -205,17 +201,13 @@ impl Parser<'_> {
         let mut value = Vec::new();
         loop {
             let Some(byte) = self.bump() else {
-                return Err(format!(
-                    "the quote opened on line {opened_on} is never closed"
-                ));
+                return Err(format!("the quote opened on line {opened_on} is never closed"));
             };
             match byte {
                 b if b == quote => return Ok(value),
                 b'\\' if quote == b'"' => {
                     let Some(escaped) = self.bump() else {
-                        return Err(format!(
-                            "the quote opened on line {opened_on} is never closed"
-                        ));
+                        return Err(format!("the quote opened on line {opened_on} is never closed"));
                     };
                     match escaped {
                         b'n' => value.push(b'\n'),
@@ -275,10 +267,7 @@ mod tests {
             ("PASSWORD", "p$ss$word"),
             ("CRLF", "v"),
         ];
-        let want: Vec<(String, String)> = want
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let want: Vec<(String, String)> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(got, want);
     }
 
@@ -288,10 +277,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                (
-                    1,
-                    "expected KEY=VALUE (names use letters, digits and `_`)".to_string()
-                ),
+                (1, "expected KEY=VALUE (names use letters, digits and `_`)".to_string()),
                 (2, "expected KEY=VALUE".to_string()),
                 (3, "a variable name cannot start with a digit".to_string()),
                 (5, "OK is already set on line 4".to_string()),
@@ -299,10 +285,7 @@ mod tests {
             ]
         );
         let text_free = problems(b"TOKEN='s3cr3t' trailing\n");
-        assert_eq!(
-            text_free,
-            [(1, "unexpected text after the closing quote".to_string())]
-        );
+        assert_eq!(text_free, [(1, "unexpected text after the closing quote".to_string())]);
     }
 
     #[test]
@@ -322,9 +305,7 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..20_000 {
             let len = rng.usize(0..40);
-            let input: Vec<u8> = (0..len)
-                .map(|_| alphabet[rng.usize(0..alphabet.len())])
-                .collect();
+            let input: Vec<u8> = (0..len).map(|_| alphabet[rng.usize(0..alphabet.len())]).collect();
             if let Err(problems) = parse(&input) {
                 assert!(problems.iter().all(|p| p.line >= 1));
             }

@@ -56,10 +56,7 @@ pub fn render(schema: &Schema, context_var: Option<&str>) -> String {
         if !facts.is_empty() {
             out.push_str(&format!("# {}\n", facts.join("; ")));
         }
-        out.push_str(&format!(
-            "{name}={}\n",
-            default.map(|d| quote(&d)).unwrap_or_default()
-        ));
+        out.push_str(&format!("{name}={}\n", default.map(|d| quote(&d)).unwrap_or_default()));
     }
     out
 }
@@ -67,13 +64,7 @@ pub fn render(schema: &Schema, context_var: Option<&str>) -> String {
 fn type_name(schema: &Value) -> Option<String> {
     match schema.get("type")? {
         Value::String(name) => Some(name.clone()),
-        Value::Array(names) => Some(
-            names
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(" or "),
-        ),
+        Value::Array(names) => Some(names.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or ")),
         _ => None,
     }
 }

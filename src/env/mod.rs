@@ -33,9 +33,7 @@ pub const FALLBACK_CONTEXT: &str = "production";
 pub enum EnvError {
     /// Bad lines in dotenv files: `file:line: reason`, never the text.
     #[error("{}", problems.iter().map(|(file, line, reason)| format!("{}:{line}: {reason}", file.display())).collect::<Vec<_>>().join("\nerror: "))]
-    Dotenv {
-        problems: Vec<(PathBuf, usize, String)>,
-    },
+    Dotenv { problems: Vec<(PathBuf, usize, String)> },
 
     #[error("{}: cannot read: {source}", path.display())]
     ReadFile {
@@ -45,10 +43,7 @@ pub enum EnvError {
     },
 
     #[error("{}", problems.iter().map(|p| format!("{}: {p}", path.display())).collect::<Vec<_>>().join("\nerror: "))]
-    Schema {
-        path: PathBuf,
-        problems: Vec<String>,
-    },
+    Schema { path: PathBuf, problems: Vec<String> },
 
     /// `--context` names a context the schema does not know (exit 64).
     #[error("--context {given:?} is not a known context (expected one of: {})", valid.join(", "))]
@@ -80,11 +75,7 @@ pub struct ContextInputs<'a> {
 /// Builds and validates the environment. With `keep_invalid`, an invalid
 /// environment is returned with its report instead of as an error (for
 /// `check-env`, which prints either way).
-pub fn build(
-    section: &EnvSection,
-    context: &ContextInputs<'_>,
-    keep_invalid: bool,
-) -> Result<Environment, EnvError> {
+pub fn build(section: &EnvSection, context: &ContextInputs<'_>, keep_invalid: bool) -> Result<Environment, EnvError> {
     let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     apply_files(&mut vars, &section.files)?;
     let Some(schema_path) = &section.schema else {
@@ -144,10 +135,7 @@ fn shown(path: &Path) -> PathBuf {
 }
 
 fn lookup<'a>(vars: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
-    vars.iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_os_str())
+    vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_os_str())
 }
 
 fn set(vars: &mut Vec<(OsString, OsString)>, name: &str, value: String) {
@@ -164,11 +152,7 @@ fn resolve_context(
     inputs: &ContextInputs<'_>,
 ) -> Result<(String, ContextSource), EnvError> {
     let valid = context_var.and_then(|var| schema.contexts(var));
-    let known = |name: &str| {
-        valid
-            .as_ref()
-            .is_none_or(|valid| valid.iter().any(|v| v == name))
-    };
+    let known = |name: &str| valid.as_ref().is_none_or(|valid| valid.iter().any(|v| v == name));
     if let Some(flag) = inputs.flag {
         if !known(flag) {
             return Err(EnvError::UnknownContext {
@@ -192,10 +176,7 @@ fn resolve_context(
         .and_then(Value::as_str)
         .map(str::to_string);
     if let Some(var) = context_var {
-        if let Some(value) = lookup(vars, var)
-            .and_then(OsStr::to_str)
-            .filter(|v| !v.is_empty())
-        {
+        if let Some(value) = lookup(vars, var).and_then(OsStr::to_str).filter(|v| !v.is_empty()) {
             // A value outside the enum is reported by the schema; the rest is
             // checked in the default context, failing safe.
             if known(value) {
@@ -273,10 +254,7 @@ pub fn validate(
                     unreadable.push(name);
                 } else if let Some(default) = property.default() {
                     instance.insert(name.clone(), default.clone());
-                    defaults.push((
-                        name.clone(),
-                        coerce::default_as_string(default, &property.schema),
-                    ));
+                    defaults.push((name.clone(), coerce::default_as_string(default, &property.schema)));
                 } else if empty && required_here(name, property) {
                     problems.push(problem("required (set but empty)".to_string()));
                     unreadable.push(name);
@@ -290,10 +268,7 @@ pub fn validate(
         if unreadable.contains(&variable.as_str()) {
             continue;
         }
-        let secret = schema
-            .properties
-            .get(&variable)
-            .is_some_and(|p| p.is_secret);
+        let secret = schema.properties.get(&variable).is_some_and(|p| p.is_secret);
         problems.push(Problem {
             variable,
             message,
@@ -334,16 +309,9 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
     }
 
-    fn check(
-        schema: &Schema,
-        env: &[(&str, &str)],
-        flag: Option<&str>,
-    ) -> (Report, Vec<(OsString, OsString)>) {
+    fn check(schema: &Schema, env: &[(&str, &str)], flag: Option<&str>) -> (Report, Vec<(OsString, OsString)>) {
         let mut env = vars(env);
-        let inputs = ContextInputs {
-            flag,
-            setting: None,
-        };
+        let inputs = ContextInputs { flag, setting: None };
         let report = validate(schema, &mut env, Some("APP_ENV"), &inputs).unwrap();
         (report, env)
     }
@@ -371,14 +339,8 @@ mod tests {
             ("development", &ContextSource::Flag)
         );
         let (report, _) = check(&schema, &[("APP_ENV", "production")], None);
-        assert_eq!(
-            report.context_source,
-            ContextSource::Variable("APP_ENV".into())
-        );
-        assert_eq!(
-            lines(&report),
-            ["KEY: required in context \"production\" [secret]"]
-        );
+        assert_eq!(report.context_source, ContextSource::Variable("APP_ENV".into()));
+        assert_eq!(lines(&report), ["KEY: required in context \"production\" [secret]"]);
         let (report, env) = check(&schema, &[], None);
         assert_eq!(
             (report.context.as_str(), &report.context_source),
@@ -390,11 +352,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))
             .collect();
-        for pair in [
-            ("KEY", "dev-key"),
-            ("PORT", "3000"),
-            ("APP_ENV", "development"),
-        ] {
+        for pair in [("KEY", "dev-key"), ("PORT", "3000"), ("APP_ENV", "development")] {
             assert!(
                 env.contains(&(pair.0.to_string(), pair.1.to_string())),
                 "{pair:?} in {env:?}"
@@ -411,10 +369,7 @@ mod tests {
             (report.context.as_str(), &report.context_source),
             ("production", &ContextSource::Fallback)
         );
-        assert_eq!(
-            lines(&report),
-            ["KEY: required in context \"production\" [secret]"]
-        );
+        assert_eq!(lines(&report), ["KEY: required in context \"production\" [secret]"]);
     }
 
     #[test]
@@ -437,10 +392,7 @@ mod tests {
         let (report, _) = check(&schema, &[("PORT", "abc"), ("URL", "")], None);
         assert_eq!(
             lines(&report),
-            [
-                "PORT: expected a base-10 integer",
-                "URL: required (set but empty)"
-            ]
+            ["PORT: expected a base-10 integer", "URL: required (set but empty)"]
         );
     }
 

@@ -56,8 +56,7 @@ impl Schema {
             path: path.to_path_buf(),
             problems: vec![message],
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| bad(format!("cannot read the env schema: {err}")))?;
+        let text = std::fs::read_to_string(path).map_err(|err| bad(format!("cannot read the env schema: {err}")))?;
         let document: Value = serde_json::from_str(&text).map_err(|err| {
             bad(format!(
                 "invalid JSON at line {} column {}: {}",
@@ -74,10 +73,7 @@ impl Schema {
         let Some(declared) = document.get("properties").and_then(Value::as_object) else {
             return Err(EnvError::Schema {
                 path: path.to_path_buf(),
-                problems: vec![
-                    "the schema must be an object whose `properties` name the variables"
-                        .to_string(),
-                ],
+                problems: vec!["the schema must be an object whose `properties` name the variables".to_string()],
             });
         };
 
@@ -85,11 +81,7 @@ impl Schema {
         match jsonschema::meta::validator_for(&document) {
             Ok(meta) => {
                 for error in meta.iter_errors(&document) {
-                    let line = format!(
-                        "{}: {}",
-                        pointer(error.instance_path().as_str()),
-                        message(&error, None)
-                    );
+                    let line = format!("{}: {}", pointer(error.instance_path().as_str()), message(&error, None));
                     if !problems.contains(&line) {
                         problems.push(line);
                     }
@@ -103,15 +95,11 @@ impl Schema {
             let at = format!("/properties/{name}");
             let required_in = match schema.get("x-required-in") {
                 None => Vec::new(),
-                Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect(),
+                Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+                    items.iter().filter_map(Value::as_str).map(str::to_string).collect()
+                }
                 Some(_) => {
-                    problems.push(format!(
-                        "{at}/x-required-in: must be an array of context names"
-                    ));
+                    problems.push(format!("{at}/x-required-in: must be an array of context names"));
                     Vec::new()
                 }
             };
@@ -138,13 +126,7 @@ impl Schema {
         let required = document
             .get("required")
             .and_then(Value::as_array)
-            .map(|names| {
-                names
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|names| names.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default();
 
         if !problems.is_empty() {
@@ -207,29 +189,14 @@ impl Schema {
 
     /// The allowed contexts: the context variable's `enum`, when it has one.
     pub fn contexts(&self, context_var: &str) -> Option<Vec<String>> {
-        let options = self
-            .properties
-            .get(context_var)?
-            .schema
-            .get("enum")?
-            .as_array()?;
-        Some(
-            options
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-        )
+        let options = self.properties.get(context_var)?.schema.get("enum")?.as_array()?;
+        Some(options.iter().filter_map(Value::as_str).map(str::to_string).collect())
     }
 
     /// `(variable, message)` for every way `instance` breaks the schema.
     /// `context` is `(context_var, context)` when a context variable is set,
     /// so that `then: {required}` under an `if` on it can say so.
-    pub fn violations(
-        &self,
-        instance: &Value,
-        context: Option<(&str, &str)>,
-    ) -> Vec<(String, String)> {
+    pub fn violations(&self, instance: &Value, context: Option<(&str, &str)>) -> Vec<(String, String)> {
         let mut found = Vec::new();
         for error in self.validator.iter_errors(instance) {
             let mut segments = error.instance_path().iter();
@@ -249,9 +216,7 @@ impl Schema {
                 },
             };
             let text = match error.kind() {
-                ValidationErrorKind::Required { .. } => {
-                    self.required_message(error.schema_path().as_str(), context)
-                }
+                ValidationErrorKind::Required { .. } => self.required_message(error.schema_path().as_str(), context),
                 _ => message(&error, Some(error.schema_path().as_str())),
             };
             let entry = (variable, format!("{prefix}{text}"));
@@ -267,10 +232,7 @@ impl Schema {
     fn required_message(&self, schema_path: &str, context: Option<(&str, &str)>) -> String {
         if let (Some((var, context)), Some(at)) = (context, schema_path.rfind("/then/")) {
             let condition = self.document.pointer(&format!("{}/if", &schema_path[..at]));
-            if condition.is_some_and(|c| {
-                c.pointer(&format!("/properties/{}", escape_pointer(var)))
-                    .is_some()
-            }) {
+            if condition.is_some_and(|c| c.pointer(&format!("/properties/{}", escape_pointer(var))).is_some()) {
                 return format!("required in context \"{context}\"");
             }
         }
@@ -350,8 +312,7 @@ pub fn message(error: &ValidationError<'_>, schema_path: Option<&str>) -> String
         ValidationErrorKind::Referencing(err) => {
             format!("cannot resolve a `$ref` (only local references work): {err}")
         }
-        ValidationErrorKind::BacktrackLimitExceeded { .. }
-        | ValidationErrorKind::RegexEngineFailure { .. } => {
+        ValidationErrorKind::BacktrackLimitExceeded { .. } | ValidationErrorKind::RegexEngineFailure { .. } => {
             format!("cannot evaluate the pattern{}", at())
         }
         other => format!("does not satisfy `{}`{}", other.keyword(), at()),
@@ -362,10 +323,7 @@ fn list(options: &Value) -> String {
     match options {
         Value::Array(items) => items
             .iter()
-            .map(|item| {
-                item.as_str()
-                    .map_or_else(|| item.to_string(), str::to_string)
-            })
+            .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_string))
             .collect::<Vec<_>>()
             .join(", "),
         other => other.to_string(),

@@ -102,13 +102,7 @@ fn render(line: &[u8], label: &Label, stream: Stream, format: Format, out: &mut 
 }
 
 /// Relays `pipe` to `sink` until EOF.
-pub async fn relay(
-    mut pipe: impl AsyncRead + Unpin,
-    label: Arc<Label>,
-    stream: Stream,
-    format: Format,
-    sink: Sink,
-) {
+pub async fn relay(mut pipe: impl AsyncRead + Unpin, label: Arc<Label>, stream: Stream, format: Format, sink: Sink) {
     let mut buf = vec![0u8; MAX_LINE];
     let mut filled = 0;
     loop {
@@ -169,8 +163,7 @@ mod tests {
             render_one(b"hi", Format::Prefix { colour: true }),
             "\x1b[36mweb.1 |\x1b[0m hi\n"
         );
-        let json: serde_json::Value =
-            serde_json::from_str(&render_one(b"a \"q\" \xff", Format::Json)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&render_one(b"a \"q\" \xff", Format::Json)).unwrap();
         assert_eq!(json["process"], "web");
         assert_eq!(json["instance"], 1);
         assert_eq!(json["stream"], "stderr");

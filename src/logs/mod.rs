@@ -38,27 +38,25 @@ pub struct Sink {
 impl Sink {
     fn start(name: &str, target: Option<std::fs::File>) -> Sink {
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-        let spawned = std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || {
-                let mut target = target;
-                while let Some(message) = rx.blocking_recv() {
-                    match message {
-                        Message::Data(bytes, _permit) => {
-                            if let Some(file) = target.as_mut() {
-                                if write_all(file, &bytes).is_err() {
-                                    // EPIPE or a closed descriptor: the reader is gone.
-                                    // Keep draining so relays never wait on us.
-                                    target = None;
-                                }
+        let spawned = std::thread::Builder::new().name(name.to_string()).spawn(move || {
+            let mut target = target;
+            while let Some(message) = rx.blocking_recv() {
+                match message {
+                    Message::Data(bytes, _permit) => {
+                        if let Some(file) = target.as_mut() {
+                            if write_all(file, &bytes).is_err() {
+                                // EPIPE or a closed descriptor: the reader is gone.
+                                // Keep draining so relays never wait on us.
+                                target = None;
                             }
                         }
-                        Message::Flush(done) => {
-                            let _ = done.send(());
-                        }
+                    }
+                    Message::Flush(done) => {
+                        let _ = done.send(());
                     }
                 }
-            });
+            }
+        });
         if spawned.is_err() {
             // Without a thread the channel's receiver is dropped and sends fail quietly.
             eprintln!("supervisor: cannot start the {name} writer thread");
@@ -100,10 +98,7 @@ fn write_all(file: &mut std::fs::File, mut bytes: &[u8]) -> std::io::Result<()> 
             Ok(n) => bytes = &bytes[n..],
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                let mut fds = [nix::poll::PollFd::new(
-                    file.as_fd(),
-                    nix::poll::PollFlags::POLLOUT,
-                )];
+                let mut fds = [nix::poll::PollFd::new(file.as_fd(), nix::poll::PollFlags::POLLOUT)];
                 let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(1000u16));
             }
             Err(err) => return Err(err),
@@ -123,8 +118,7 @@ impl Output {
     /// Starts both writer threads. Writes go to duplicates of fd 1 and 2, so a
     /// descriptor that was closed when we started simply discards.
     pub fn start() -> Output {
-        let dup =
-            |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().ok().map(std::fs::File::from);
+        let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().ok().map(std::fs::File::from);
         Output {
             stdout: Sink::start("stdout-writer", dup(std::io::stdout().as_fd())),
             stderr: Sink::start("stderr-writer", dup(std::io::stderr().as_fd())),

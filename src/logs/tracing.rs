@@ -41,8 +41,7 @@ pub fn init(stderr: Sink, format: LogFormat, level: Option<&str>) -> Result<(), 
         Ok(filter) => (filter, false),
         Err(_) => (EnvFilter::new("info"), true),
     };
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none();
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(EventWriter(stderr))

@@ -36,14 +36,7 @@ pub fn become_subreaper() -> std::io::Result<()> {
 /// inherit what our own parent leaked to us (catatonit #12).
 pub fn close_inherited_descriptors() {
     // SAFETY: close_range only changes descriptor flags; CLOSE_RANGE_CLOEXEC closes nothing now.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     if rc == 0 {
         return;
     }

@@ -75,18 +75,14 @@ impl Default for Reaper {
 impl Reaper {
     pub fn new() -> Reaper {
         Reaper {
-            registry: Arc::new(Mutex::new(Registry {
-                owners: HashMap::new(),
-            })),
+            registry: Arc::new(Mutex::new(Registry { owners: HashMap::new() })),
             has_children: watch::channel(false).0,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
         // A poisoned lock only means a callback panicked; the map is still sound.
-        self.registry
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Spawns `command` and registers `on_exit` for its pid before anyone can reap it.

@@ -48,10 +48,7 @@ pub fn block() -> nix::Result<()> {
 /// by draining the reaper; every other signal is sent, in arrival order, on
 /// the returned channel, which buffers them until someone listens.
 pub fn listen(reaper: Reaper) -> std::io::Result<mpsc::UnboundedReceiver<Signal>> {
-    let fd = SignalFd::with_flags(
-        &blocked_set(),
-        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
-    )?;
+    let fd = SignalFd::with_flags(&blocked_set(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
     // SAFETY: the SignalFd owns its descriptor, which stays open and unchanged
     // until the AsyncFd (moved into the task below) drops it.
     let fd = unsafe { AsyncFd::register(fd) }.map_err(std::io::Error::from)?;

@@ -38,8 +38,7 @@ pub fn resolve_user(name: &str) -> Result<Identity, String> {
     }
     .map_err(|err| format!("cannot look up user {name:?}: {err}"))?
     .ok_or_else(|| format!("user {name:?} does not exist on this system"))?;
-    let c_name = CString::new(user.name.clone())
-        .map_err(|_| format!("user {name:?} has a NUL in its name"))?;
+    let c_name = CString::new(user.name.clone()).map_err(|_| format!("user {name:?} has a NUL in its name"))?;
     let groups = nix::unistd::getgrouplist(&c_name, user.gid).unwrap_or_else(|_| vec![user.gid]);
     Ok(Identity {
         name: user.name,
@@ -57,6 +56,8 @@ pub enum Output {
     Piped,
     /// Straight to our own stdout/stderr.
     Inherit,
+    /// Discarded (probes).
+    Null,
 }
 
 /// Everything needed to build one child's `Command`.
@@ -84,9 +85,7 @@ pub fn command(spec: &Spec) -> Command {
             command
         }
     };
-    command
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    command.env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
     if let Some(cwd) = spec.cwd {
         command.current_dir(cwd);
     }
@@ -98,6 +97,7 @@ pub fn command(spec: &Spec) -> Command {
     let (stdout, stderr) = match spec.output {
         Output::Piped => (Stdio::piped(), Stdio::piped()),
         Output::Inherit => (Stdio::inherit(), Stdio::inherit()),
+        Output::Null => (Stdio::null(), Stdio::null()),
     };
     command.stdout(stdout).stderr(stderr).process_group(0);
 

@@ -77,15 +77,12 @@ impl Graph {
 }
 
 fn condition_verdict(condition: Condition, instance: &Instance) -> Verdict {
-    let never =
-        |instance: &Instance| Verdict::Never(instance.last_exit.map_or(1, |s| s.code()).max(1));
+    let never = |instance: &Instance| Verdict::Never(instance.last_exit.map_or(1, |s| s.code()).max(1));
     match (&instance.state, condition) {
         (_, Condition::Started) if instance.ever_started => Verdict::Met,
         (State::Running { ready: true, .. }, Condition::Ready) => Verdict::Met,
         // A one-shot that finished cleanly has done what its dependents waited for.
-        (State::Exited(status), Condition::Completed | Condition::Ready) if status.success() => {
-            Verdict::Met
-        }
+        (State::Exited(status), Condition::Completed | Condition::Ready) if status.success() => Verdict::Met,
         (State::Exited(status), Condition::Completed) => Verdict::Never(status.code().max(1)),
         (State::Failed(_) | State::Blocked | State::Stopped { .. }, _) => never(instance),
         _ => Verdict::Pending,

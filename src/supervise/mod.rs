@@ -18,6 +18,7 @@
 //! [`Outcome`] that `main` turns into our exit code (SPEC §7).
 
 mod graph;
+pub mod probes;
 pub mod process;
 pub mod restart;
 
@@ -31,6 +32,7 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::health::{self, Board};
 use crate::logs::lines::{self, Label, Stream};
 use crate::logs::Output;
 use crate::pid1::signals::{meaning, Meaning};
@@ -49,6 +51,13 @@ pub enum Event {
         instance: usize,
         pid: Pid,
         status: ExitStatus,
+    },
+    /// A probe of the run with `pid` passed or failed once.
+    Probe {
+        instance: usize,
+        pid: Pid,
+        kind: probes::Kind,
+        passed: bool,
     },
 }
 
@@ -75,6 +84,8 @@ pub struct Options {
     pub format: lines::Format,
     /// We are PID 1: stragglers anywhere in the namespace are ours to stop.
     pub is_init: bool,
+    /// Where /health reads what we publish.
+    pub board: Board,
 }
 
 pub struct Supervisor {
@@ -96,12 +107,7 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(
-        planned: Vec<PlannedProcess>,
-        reaper: Reaper,
-        output: Output,
-        options: Options,
-    ) -> Supervisor {
+    pub fn new(planned: Vec<PlannedProcess>, reaper: Reaper, output: Output, options: Options) -> Supervisor {
         let names: Vec<&str> = planned.iter().map(|p| &*p.name).collect();
         let depends_on: Vec<Vec<_>> = planned
             .iter()
@@ -121,17 +127,16 @@ impl Supervisor {
                 instances.push(Instance {
                     process: index,
                     index: instance,
-                    label: Arc::new(Label::new(
-                        process.name.clone(),
-                        instance,
-                        index,
-                        options.format,
-                    )),
+                    label: Arc::new(Label::new(process.name.clone(), instance, index, options.format)),
                     state: State::Waiting,
                     history: restart::History::default(),
                     restarts: 0,
                     ever_started: false,
                     last_exit: None,
+                    probes: Vec::new(),
+                    ready_passes: 0,
+                    ready_failures: 0,
+                    live_failures: 0,
                 });
             }
         }
@@ -158,7 +163,11 @@ impl Supervisor {
         while let Ok(signal) = signals.try_recv() {
             self.on_signal(signal);
         }
+        if self.stopping.is_none() {
+            self.options.board.set_phase(health::Phase::Running);
+        }
         self.advance(Instant::now());
+        self.publish();
         while !self.is_done() {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -168,6 +177,7 @@ impl Supervisor {
                 () = sleep_until(deadline) => {}
             }
             self.advance(Instant::now());
+            self.publish();
         }
         self.finish(signals).await
     }
@@ -181,11 +191,9 @@ impl Supervisor {
             .iter()
             .filter_map(|i| match i.state {
                 State::Backoff { until } => Some(until),
-                State::Stopping {
-                    deadline,
-                    killed: false,
-                    ..
-                } => Some(deadline),
+                State::Stopping { deadline, killed: false, .. } | State::Restarting { deadline, killed: false, .. } => {
+                    Some(deadline)
+                }
                 _ => None,
             })
             .min()
@@ -215,17 +223,126 @@ impl Supervisor {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Exited {
+            Event::Exited { instance, pid, status } => {
+                if self.instances[instance].state.pid() == Some(pid) {
+                    self.instances[instance].end_probes();
+                    self.on_exit(instance, status, Instant::now());
+                }
+                while self.relays.try_join_next().is_some() {}
+            }
+            Event::Probe {
                 instance,
                 pid,
-                status,
+                kind,
+                passed,
             } => {
                 if self.instances[instance].state.pid() == Some(pid) {
-                    self.on_exit(instance, status, Instant::now());
+                    self.on_probe(instance, kind, passed, Instant::now());
                 }
             }
         }
-        while self.relays.try_join_next().is_some() {}
+    }
+
+    /// Counts a probe result; flips readiness or restarts on a threshold.
+    fn on_probe(&mut self, at: usize, kind: probes::Kind, passed: bool, now: Instant) {
+        let process = self.processes[self.instances[at].process].clone();
+        let instance = &mut self.instances[at];
+        let State::Running { pid, since, ready } = instance.state else {
+            return;
+        };
+        let (name, index) = (&*process.name, instance.index);
+        match kind {
+            probes::Kind::Ready => {
+                let Some(probe) = &process.config.ready else { return };
+                if passed {
+                    instance.ready_passes += 1;
+                    instance.ready_failures = 0;
+                } else {
+                    instance.ready_failures += 1;
+                    instance.ready_passes = 0;
+                }
+                if !ready && instance.ready_passes >= probe.success_threshold {
+                    tracing::info!(process = %name, instance = index, pid = pid.as_raw(), "ready");
+                    instance.state = State::Running {
+                        pid,
+                        since,
+                        ready: true,
+                    };
+                    self.start_live_probe(at, pid);
+                } else if ready && instance.ready_failures >= probe.failure_threshold {
+                    tracing::warn!(process = %name, instance = index, pid = pid.as_raw(), "readiness probe failing: not ready");
+                    instance.state = State::Running {
+                        pid,
+                        since,
+                        ready: false,
+                    };
+                }
+            }
+            probes::Kind::Live => {
+                let Some(probe) = &process.config.live else { return };
+                instance.live_failures = if passed { 0 } else { instance.live_failures + 1 };
+                if instance.live_failures >= probe.failure_threshold {
+                    tracing::warn!(
+                        process = %name,
+                        instance = index,
+                        pid = pid.as_raw(),
+                        "liveness probe failed {} times: restarting",
+                        instance.live_failures
+                    );
+                    instance.end_probes();
+                    let config = &process.config;
+                    spawn::stop_group(pid, config.stop_signal);
+                    instance.state = State::Restarting {
+                        pid,
+                        since,
+                        deadline: now + config.stop_timeout,
+                        killed: config.stop_signal == Signal::SIGKILL,
+                    };
+                }
+            }
+        }
+    }
+
+    fn start_live_probe(&mut self, at: usize, pid: Pid) {
+        let process = self.processes[self.instances[at].process].clone();
+        if let Some(probe) = &process.config.live {
+            let context = self.probe_context(&process, at);
+            let handle = probes::start(
+                probes::Kind::Live,
+                probe.clone(),
+                at,
+                pid,
+                context,
+                self.events_tx.clone(),
+            );
+            self.instances[at].probes.push(handle);
+        }
+    }
+
+    fn probe_context(&self, process: &PlannedProcess, at: usize) -> probes::Context {
+        probes::Context {
+            env: Arc::new(process.env_for(self.instances[at].index)),
+            cwd: process.config.cwd.clone(),
+            reaper: self.reaper.clone(),
+        }
+    }
+
+    /// Publishes what /health shows.
+    fn publish(&self) {
+        let processes = self
+            .instances
+            .iter()
+            .map(|i| health::status::ProcessStatus {
+                name: self.processes[i.process].name.to_string(),
+                instance: i.index,
+                state: i.state.name(),
+                pid: i.state.pid().map(Pid::as_raw),
+                restarts: i.restarts,
+                ready: matches!(i.state, State::Running { ready: true, .. }),
+                healthy: i.is_healthy(),
+            })
+            .collect();
+        self.options.board.set_processes(processes);
     }
 
     fn on_exit(&mut self, at: usize, status: ExitStatus, now: Instant) {
@@ -242,6 +359,10 @@ impl Supervisor {
                 tracing::info!(process = %name, instance = index, pid, exit_code = code, "stopped");
                 instance.state = State::Stopped { clean: !killed };
             }
+            State::Restarting { .. } if self.stopping.is_some() => {
+                instance.state = State::Stopped { clean: true };
+            }
+            State::Restarting { since, .. } => self.settle(at, status, now - since, now),
             // It went down on its own while others were being stopped.
             State::Running { .. } if self.stopping.is_some() => {
                 tracing::info!(process = %name, instance = index, pid, exit_code = code, "exited during stop");
@@ -306,6 +427,10 @@ impl Supervisor {
         if self.stopping.is_some() {
             return;
         }
+        if matches!(reason, StopReason::Failed { .. }) {
+            self.options.board.set_failed();
+        }
+        self.options.board.set_phase(health::Phase::Stopping);
         self.stopping = Some(reason);
         for instance in &mut self.instances {
             if matches!(instance.state, State::Waiting | State::Backoff { .. }) {
@@ -318,7 +443,7 @@ impl Supervisor {
     fn force(&mut self) {
         self.forced = true;
         for instance in &mut self.instances {
-            if let State::Running { pid, .. } | State::Stopping { pid, .. } = instance.state {
+            if let Some(pid) = instance.state.pid() {
                 spawn::signal_group(pid, Signal::SIGKILL);
                 instance.state = State::Stopping {
                     pid,
@@ -349,8 +474,10 @@ impl Supervisor {
     fn fire_deadlines(&mut self, now: Instant) {
         for at in 0..self.instances.len() {
             match self.instances[at].state {
-                State::Backoff { until } if until <= now && self.stopping.is_none() => {
-                    self.start(at, now)
+                State::Backoff { until } if until <= now && self.stopping.is_none() => self.start(at, now),
+                State::Restarting { pid, since, deadline, killed: false } if deadline <= now => {
+                    spawn::signal_group(pid, Signal::SIGKILL);
+                    self.instances[at].state = State::Restarting { pid, since, deadline, killed: true };
                 }
                 State::Stopping {
                     pid,
@@ -466,13 +593,26 @@ impl Supervisor {
                 tracing::info!(process = %process.name, instance = index, pid = pid.as_raw(), "started");
                 let instance = &mut self.instances[at];
                 instance.ever_started = true;
-                // Readiness probes arrive with the health issue; until then started = ready.
+                // Without a ready probe a process is ready once started (SPEC §2).
                 instance.state = State::Running {
                     pid,
                     since: now,
-                    ready: true,
+                    ready: process.config.ready.is_none(),
                 };
                 let label = instance.label.clone();
+                if let Some(probe) = &process.config.ready {
+                    let handle = probes::start(
+                        probes::Kind::Ready,
+                        probe.clone(),
+                        at,
+                        pid,
+                        self.probe_context(&process, at),
+                        self.events_tx.clone(),
+                    );
+                    self.instances[at].probes.push(handle);
+                } else {
+                    self.start_live_probe(at, pid);
+                }
                 if let Some(stdout) = child.stdout.take() {
                     self.relay(OwnedFd::from(stdout), label.clone(), Stream::Stdout);
                 }
@@ -510,14 +650,7 @@ impl Supervisor {
             .map(|p| p.config.stop_timeout)
             .max()
             .unwrap_or(crate::config::DEFAULT_STOP_TIMEOUT);
-        stop_stragglers(
-            &self.reaper,
-            self.options.is_init,
-            grace,
-            self.forced,
-            signals,
-        )
-        .await;
+        stop_stragglers(&self.reaper, self.options.is_init, grace, self.forced, signals).await;
         drain_relays(&mut self.relays, Duration::from_secs(2)).await;
         let code = match self.stopping {
             Some(StopReason::Failed { code }) => code,
@@ -570,12 +703,9 @@ pub async fn stop_stragglers(
 }
 
 async fn drain_relays(relays: &mut JoinSet<()>, limit: Duration) {
-    let drained =
-        tokio::time::timeout(limit, async { while relays.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(limit, async { while relays.join_next().await.is_some() {} }).await;
     if drained.is_err() {
-        tracing::warn!(
-            "output pipes still open after every process stopped: a leftover process holds them"
-        );
+        tracing::warn!("output pipes still open after every process stopped: a leftover process holds them");
         relays.abort_all();
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use nix::unistd::Pid;
+use tokio::task::AbortHandle;
 
 use super::restart::History;
 use crate::logs::lines::Label;
@@ -24,10 +25,19 @@ pub enum State {
         ready: bool,
     },
     /// Exited; will be started again at `until`.
-    Backoff { until: Instant },
+    Backoff {
+        until: Instant,
+    },
     /// Sent its stop signal; SIGKILL at `deadline` unless it exits first.
     Stopping {
         pid: Pid,
+        deadline: Instant,
+        killed: bool,
+    },
+    /// Its liveness probe failed: being stopped so that it can be restarted.
+    Restarting {
+        pid: Pid,
+        since: Instant,
         deadline: Instant,
         killed: bool,
     },
@@ -38,7 +48,9 @@ pub enum State {
     /// Never started because a dependency can never be satisfied.
     Blocked,
     /// Stopped by us; `clean` when it exited before its `stop_timeout`.
-    Stopped { clean: bool },
+    Stopped {
+        clean: bool,
+    },
 }
 
 impl State {
@@ -52,19 +64,19 @@ impl State {
 
     pub fn pid(&self) -> Option<Pid> {
         match self {
-            State::Running { pid, .. } | State::Stopping { pid, .. } => Some(*pid),
+            State::Running { pid, .. } | State::Stopping { pid, .. } | State::Restarting { pid, .. } => Some(*pid),
             _ => None,
         }
     }
 
     /// The word used in logs and on /health.
-    #[expect(dead_code, reason = "used by /health")]
     pub fn name(&self) -> &'static str {
         match self {
             State::Waiting => "waiting",
             State::Running { .. } => "running",
             State::Backoff { .. } => "backoff",
             State::Stopping { .. } => "stopping",
+            State::Restarting { .. } => "restarting",
             State::Exited(_) => "exited",
             State::Failed(_) => "failed",
             State::Blocked => "blocked",
@@ -85,4 +97,31 @@ pub struct Instance {
     pub restarts: u32,
     pub ever_started: bool,
     pub last_exit: Option<ExitStatus>,
+    /// Probe tasks of the current run; aborted when it ends.
+    pub probes: Vec<AbortHandle>,
+    /// Consecutive probe results of the current run.
+    pub ready_passes: u32,
+    pub ready_failures: u32,
+    pub live_failures: u32,
+}
+
+impl Instance {
+    /// Stops the probes of the run that just ended and forgets their counts.
+    pub fn end_probes(&mut self) {
+        for probe in self.probes.drain(..) {
+            probe.abort();
+        }
+        self.ready_passes = 0;
+        self.ready_failures = 0;
+        self.live_failures = 0;
+    }
+
+    /// Healthy for /health: running and ready, or a one-shot that completed with 0.
+    pub fn is_healthy(&self) -> bool {
+        match self.state {
+            State::Running { ready, .. } => ready,
+            State::Exited(status) => status.success(),
+            _ => false,
+        }
+    }
 }

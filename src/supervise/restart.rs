@@ -117,14 +117,7 @@ mod tests {
             (RestartMode::Never, FAIL, false),
         ];
         for (mode, status, restarts) in cases {
-            let decision = decide(
-                &policy(mode, 5),
-                &mut History::default(),
-                status,
-                short,
-                now,
-                0.0,
-            );
+            let decision = decide(&policy(mode, 5), &mut History::default(), status, short, now, 0.0);
             assert_eq!(
                 matches!(decision, Decision::Restart { .. }),
                 restarts,
@@ -156,14 +149,7 @@ mod tests {
         let backoff = policy(RestartMode::Always, 5).backoff;
         let ms = |attempt, jitter| backoff.delay(attempt, jitter).as_millis();
         assert_eq!(
-            [
-                ms(0, 0.0),
-                ms(1, 0.0),
-                ms(2, 0.0),
-                ms(3, 0.0),
-                ms(4, 0.0),
-                ms(9, 0.0)
-            ],
+            [ms(0, 0.0), ms(1, 0.0), ms(2, 0.0), ms(3, 0.0), ms(4, 0.0), ms(9, 0.0)],
             [100, 200, 400, 800, 1000, 1000]
         );
         // The worst jitter on a step still leaves it above the best of the step before.
@@ -181,28 +167,14 @@ mod tests {
         let short = Duration::from_millis(10);
         let mut delays = Vec::new();
         for i in 0..3 {
-            match decide(
-                &policy,
-                &mut history,
-                FAIL,
-                short,
-                start + Duration::from_secs(i),
-                0.0,
-            ) {
+            match decide(&policy, &mut history, FAIL, short, start + Duration::from_secs(i), 0.0) {
                 Decision::Restart { delay } => delays.push(delay.as_millis()),
                 other => panic!("restart {i}: {other:?}"),
             }
         }
         assert_eq!(delays, [100, 200, 400]);
         assert_eq!(
-            decide(
-                &policy,
-                &mut history,
-                FAIL,
-                short,
-                start + Duration::from_secs(4),
-                0.0
-            ),
+            decide(&policy, &mut history, FAIL, short, start + Duration::from_secs(4), 0.0),
             Decision::Failed
         );
         // Once the window has slid past the first restarts, the budget is back.

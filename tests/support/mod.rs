@@ -67,8 +67,7 @@ impl Test {
     /// Sets a variable to raw bytes (non-UTF-8 values).
     pub fn env_bytes(mut self, name: &str, value: &[u8]) -> Test {
         use std::os::unix::ffi::OsStringExt;
-        self.env
-            .push((name.into(), OsString::from_vec(value.to_vec())));
+        self.env.push((name.into(), OsString::from_vec(value.to_vec())));
         self
     }
 
@@ -101,14 +100,7 @@ impl Test {
             command
         } else if self.as_pid1 {
             let mut command = Command::new("unshare");
-            command.args([
-                "--user",
-                "--map-root-user",
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                BIN,
-            ]);
+            command.args(["--user", "--map-root-user", "--pid", "--fork", "--mount-proc", BIN]);
             command
         } else {
             Command::new(BIN)
@@ -125,6 +117,8 @@ impl Test {
             .env_remove("SUPERVISOR_LOG_FORMAT")
             .env_remove("SUPERVISOR_CONTEXT")
             .env("NO_COLOR", "1")
+            // Tests run in parallel: an ephemeral port each, found in the log.
+            .env("SUPERVISOR_HEALTH_LISTEN", "127.0.0.1:0")
             .envs(self.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -247,10 +241,7 @@ impl Running {
             if let Some(&pid) = children(outer).first() {
                 return pid;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the namespace's PID 1 never appeared"
-            );
+            assert!(Instant::now() < deadline, "the namespace's PID 1 never appeared");
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -263,17 +254,20 @@ impl Running {
     /// Waits for a line on stdout containing `needle`.
     pub fn wait_stdout(&self, needle: &str, timeout: Duration) -> String {
         self.stdout
-            .wait_until(timeout, &format!("stdout {needle:?}"), |t| {
-                t.contains(needle)
-            })
+            .wait_until(timeout, &format!("stdout {needle:?}"), |t| t.contains(needle))
+    }
+
+    /// The health server's address, from its start-up log line.
+    pub fn health_address(&self) -> String {
+        let text = self.wait_stderr("health server listening", Duration::from_secs(10));
+        let line = text.lines().find(|l| l.contains("health server listening")).expect("listening line");
+        line.split("address=").nth(1).expect("address field").split_whitespace().next().expect("address").to_string()
     }
 
     /// Waits for `needle` on stderr (our own events are there).
     pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
         self.stderr
-            .wait_until(timeout, &format!("stderr {needle:?}"), |t| {
-                t.contains(needle)
-            })
+            .wait_until(timeout, &format!("stderr {needle:?}"), |t| t.contains(needle))
     }
 
     /// Waits for the supervisor to exit; returns its exit code.
@@ -284,9 +278,9 @@ impl Running {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                let code = status.code().unwrap_or_else(|| {
-                    128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-                });
+                let code = status
+                    .code()
+                    .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
                 self.status = Some(code);
                 return code;
             }
@@ -317,12 +311,7 @@ impl Running {
     }
 
     /// Waits until `pred` holds for the descendants.
-    pub fn wait_descendants(
-        &self,
-        timeout: Duration,
-        what: &str,
-        pred: impl Fn(&[Proc]) -> bool,
-    ) -> Vec<Proc> {
+    pub fn wait_descendants(&self, timeout: Duration, what: &str, pred: impl Fn(&[Proc]) -> bool) -> Vec<Proc> {
         let deadline = Instant::now() + timeout;
         loop {
             let procs = self.descendants();
@@ -343,10 +332,7 @@ impl Drop for Running {
         if self.status.is_none() {
             let outer = self.child.id() as i32;
             for pid in children(outer).into_iter().filter(|_| self.test.as_pid1) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -383,10 +369,7 @@ pub fn children(pid: i32) -> Vec<i32> {
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
             if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
-                out.extend(
-                    text.split_whitespace()
-                        .filter_map(|p| p.parse::<i32>().ok()),
-                );
+                out.extend(text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
             }
         }
     }
@@ -417,10 +400,8 @@ pub fn descendants(root: i32) -> Vec<Proc> {
 /// A line of `/proc/PID/status`, such as `SigBlk`.
 pub fn status_field(pid: i32, field: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines().find_map(|line| {
-        line.strip_prefix(&format!("{field}:"))
-            .map(|v| v.trim().to_string())
-    })
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
 }
 
 /// Lines of a file the children append to, once it has at least `n`.

@@ -1,0 +1,48 @@
+//! `supervisor healthcheck`: exit 0 when /health answers 200, 1 otherwise.
+//! Docker runs it every few seconds (`HEALTHCHECK CMD ["supervisor",
+//! "healthcheck"]`) in images that have no curl, so it does one request
+//! and nothing else. Every failure, config trouble included, is exit 1.
+
+use std::time::Duration;
+
+use crate::health;
+use crate::reach;
+use crate::supervise::Outcome;
+
+use super::Context;
+
+pub async fn healthcheck(ctx: Context, url: Option<String>, timeout: Duration) -> Outcome {
+    let url = match url {
+        Some(url) => url,
+        None => match listen_address(&ctx) {
+            Ok(Some(listen)) => health::local_url(&listen),
+            Ok(None) => return fail(&ctx, "the health server is off ([health].listen = \"off\"); pass --url"),
+            Err(message) => return fail(&ctx, &message),
+        },
+    };
+    match reach::http_status(&url, timeout).await {
+        Ok(200) => Outcome { code: 0 },
+        Ok(code) => fail(&ctx, &format!("{url} answered {code}")),
+        Err(err) => fail(&ctx, &format!("{url}: {err}")),
+    }
+}
+
+/// `SUPERVISOR_HEALTH_LISTEN` > `[health].listen` > the default.
+fn listen_address(ctx: &Context) -> Result<Option<String>, String> {
+    if let Some(listen) = &ctx.settings.health_listen {
+        return Ok((listen != "off").then(|| listen.clone()));
+    }
+    match crate::config::locate(ctx.config_path().as_deref()) {
+        Ok(source) => crate::config::load(source)
+            .map(|config| config.health.listen)
+            .map_err(|err| err.to_string()),
+        Err(_) => Ok(Some(crate::config::DEFAULT_HEALTH_LISTEN.to_string())),
+    }
+}
+
+fn fail(ctx: &Context, message: &str) -> Outcome {
+    ctx.output
+        .stderr
+        .write_now(format!("healthcheck: {message}\n").into_bytes());
+    Outcome { code: 1 }
+}

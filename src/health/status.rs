@@ -1,0 +1,341 @@
+//! The health snapshot: what `/health`, `/readyz` and `/metrics` report.
+//!
+//! The supervise loop and the lifecycle write it through a [`Board`]; the
+//! server only reads the latest copy, so answering never waits on a probe
+//! or on the loop. It holds names, states and numbers: no environment
+//! value, no command line.
+
+use std::fmt::Write as _;
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// Where the lifecycle is (SPEC §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Starting,
+    WaitingFor,
+    Migrating,
+    Tasks,
+    Running,
+    Stopping,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::Starting,
+        Phase::WaitingFor,
+        Phase::Migrating,
+        Phase::Tasks,
+        Phase::Running,
+        Phase::Stopping,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::WaitingFor => "waiting_for",
+            Phase::Migrating => "migrating",
+            Phase::Tasks => "tasks",
+            Phase::Running => "running",
+            Phase::Stopping => "stopping",
+        }
+    }
+}
+
+/// The overall verdict (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Starting,
+    Degraded,
+    Stopping,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessStatus {
+    pub name: String,
+    pub instance: u32,
+    pub state: &'static str,
+    pub pid: Option<i32>,
+    pub restarts: u32,
+    pub ready: bool,
+    /// Counts as healthy: running and ready, or a one-shot that completed with 0.
+    #[serde(skip)]
+    pub healthy: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Migrations {
+    /// none | pending | running | up_to_date | applied | failed
+    pub state: &'static str,
+    pub applied: u32,
+    pub duration_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub phase: Phase,
+    /// A critical failure is stopping the run.
+    pub failed: bool,
+    pub migrations: Migrations,
+    pub processes: Vec<ProcessStatus>,
+}
+
+impl Snapshot {
+    /// The verdict and, when not ok, why.
+    pub fn status(&self) -> (Status, Option<String>) {
+        match self.phase {
+            Phase::Stopping if self.failed => (Status::Failed, Some("a critical process failed".to_string())),
+            Phase::Stopping => (Status::Stopping, Some("stopping".to_string())),
+            Phase::Running => match self.processes.iter().find(|p| !p.healthy) {
+                None => (Status::Ok, None),
+                Some(p) => {
+                    let what = if p.state == "running" {
+                        "not ready".to_string()
+                    } else {
+                        p.state.to_string()
+                    };
+                    (Status::Degraded, Some(format!("{}.{} is {what}", p.name, p.instance)))
+                }
+            },
+            phase => (Status::Starting, Some(format!("phase {}", phase.as_str()))),
+        }
+    }
+}
+
+/// Where the snapshot is written; cheap to clone.
+#[derive(Clone)]
+pub struct Board {
+    tx: watch::Sender<Snapshot>,
+    started: Instant,
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board::new()
+    }
+}
+
+impl Board {
+    pub fn new() -> Board {
+        let snapshot = Snapshot {
+            phase: Phase::Starting,
+            failed: false,
+            migrations: Migrations {
+                state: "none",
+                ..Migrations::default()
+            },
+            processes: Vec::new(),
+        };
+        Board {
+            tx: watch::channel(snapshot).0,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.tx
+            .send_if_modified(|s| std::mem::replace(&mut s.phase, phase) != phase);
+    }
+
+    pub fn set_failed(&self) {
+        self.tx.send_if_modified(|s| !std::mem::replace(&mut s.failed, true));
+    }
+
+    #[expect(dead_code, reason = "written by the migration phase (issue 4)")]
+    pub fn set_migrations(&self, migrations: Migrations) {
+        self.tx.send_modify(|s| s.migrations = migrations);
+    }
+
+    pub fn set_processes(&self, processes: Vec<ProcessStatus>) {
+        self.tx.send_if_modified(|s| {
+            if s.processes == processes {
+                false
+            } else {
+                s.processes = processes;
+                true
+            }
+        });
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.tx.borrow().clone()
+    }
+
+    pub fn uptime_seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+#[derive(Serialize)]
+struct HealthBody<'a> {
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    timestamp: String,
+    uptime_seconds: f64,
+    phase: Phase,
+    migrations: &'a Migrations,
+    processes: &'a [ProcessStatus],
+}
+
+/// `/health`'s JSON body.
+pub fn health_json(snapshot: &Snapshot, uptime_seconds: f64) -> String {
+    let (status, reason) = snapshot.status();
+    let body = HealthBody {
+        status,
+        reason,
+        timestamp: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        uptime_seconds: (uptime_seconds * 1000.0).round() / 1000.0,
+        phase: snapshot.phase,
+        migrations: &snapshot.migrations,
+        processes: &snapshot.processes,
+    };
+    serde_json::to_string(&body).unwrap_or_else(|_| "{}".to_string()) + "\n"
+}
+
+/// `/metrics` in the Prometheus text exposition format (version 0.0.4).
+pub fn metrics_text(snapshot: &Snapshot, uptime_seconds: f64) -> String {
+    fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(out, "# HELP supervisor_{name} {help}\n# TYPE supervisor_{name} {kind}");
+    }
+    let mut out = String::new();
+    let per_process: [(&str, &str, &str, fn(&ProcessStatus) -> u64); 3] = [
+        (
+            "up",
+            "gauge",
+            "Whether the process instance is running (1) or not (0).",
+            |p| u64::from(p.pid.is_some()),
+        ),
+        (
+            "ready",
+            "gauge",
+            "Whether the process instance is ready (1) or not (0).",
+            |p| u64::from(p.ready),
+        ),
+        (
+            "restarts_total",
+            "counter",
+            "Restarts of the process instance since the supervisor started.",
+            |p| u64::from(p.restarts),
+        ),
+    ];
+    for (name, kind, help, value) in per_process {
+        family(&mut out, name, kind, help);
+        for p in &snapshot.processes {
+            let _ = writeln!(
+                out,
+                "supervisor_{name}{{process=\"{}\",instance=\"{}\"}} {}",
+                p.name,
+                p.instance,
+                value(p)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "phase",
+        "gauge",
+        "The lifecycle phase the supervisor is in (1 for the current one).",
+    );
+    for phase in Phase::ALL {
+        let _ = writeln!(
+            out,
+            "supervisor_phase{{phase=\"{}\"}} {}",
+            phase.as_str(),
+            u8::from(phase == snapshot.phase)
+        );
+    }
+    family(&mut out, "healthy", "gauge", "1 when /health answers 200.");
+    let _ = writeln!(
+        out,
+        "supervisor_healthy {}",
+        u8::from(snapshot.status().0 == Status::Ok)
+    );
+    family(
+        &mut out,
+        "migrations_applied_total",
+        "counter",
+        "Migrations this replica applied at start-up.",
+    );
+    let _ = writeln!(
+        out,
+        "supervisor_migrations_applied_total {}",
+        snapshot.migrations.applied
+    );
+    family(
+        &mut out,
+        "migration_duration_seconds",
+        "gauge",
+        "How long the migration phase took.",
+    );
+    let _ = writeln!(
+        out,
+        "supervisor_migration_duration_seconds {}",
+        snapshot.migrations.duration_seconds
+    );
+    family(
+        &mut out,
+        "uptime_seconds",
+        "gauge",
+        "Seconds since the supervisor started.",
+    );
+    let _ = writeln!(out, "supervisor_uptime_seconds {uptime_seconds:.3}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(state: &'static str, ready: bool, healthy: bool) -> ProcessStatus {
+        ProcessStatus {
+            name: "web".into(),
+            instance: 0,
+            state,
+            pid: Some(7),
+            restarts: 1,
+            ready,
+            healthy,
+        }
+    }
+
+    #[test]
+    fn status_follows_phase_and_processes() {
+        let board = Board::new();
+        assert_eq!(board.snapshot().status().0, Status::Starting);
+        board.set_phase(Phase::Running);
+        board.set_processes(vec![process("running", true, true)]);
+        assert_eq!(board.snapshot().status(), (Status::Ok, None));
+        board.set_processes(vec![process("running", false, false)]);
+        assert_eq!(
+            board.snapshot().status(),
+            (Status::Degraded, Some("web.0 is not ready".into()))
+        );
+        board.set_processes(vec![process("failed", false, false)]);
+        assert_eq!(
+            board.snapshot().status(),
+            (Status::Degraded, Some("web.0 is failed".into()))
+        );
+        board.set_phase(Phase::Stopping);
+        assert_eq!(board.snapshot().status().0, Status::Stopping);
+        board.set_failed();
+        assert_eq!(board.snapshot().status().0, Status::Failed);
+    }
+
+    #[test]
+    fn metrics_name_every_family_once() {
+        let board = Board::new();
+        board.set_processes(vec![process("running", true, true)]);
+        let text = metrics_text(&board.snapshot(), 1.5);
+        assert!(text.contains("supervisor_up{process=\"web\",instance=\"0\"} 1\n"));
+        assert!(text.contains("supervisor_restarts_total{process=\"web\",instance=\"0\"} 1\n"));
+        assert!(text.contains("supervisor_phase{phase=\"starting\"} 1\n"));
+        assert_eq!(text.matches("# TYPE supervisor_up ").count(), 1);
+    }
+}

@@ -1,0 +1,101 @@
+//! Ready and live probes: one task per probe of a running instance.
+//!
+//! A probe task checks on its own schedule and reports each result to the
+//! loop as an `Event::Probe`; the loop keeps the counters and decides
+//! (ready, not ready, restart). The health server never waits on a probe:
+//! it reads the state the loop last published.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+
+use super::Event;
+use crate::config::{Check, Probe};
+use crate::pid1::spawn::{self, Spec};
+use crate::pid1::Reaper;
+use crate::reach;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Ready,
+    Live,
+}
+
+/// What an exec probe runs with: the process's own environment and directory.
+pub struct Context {
+    pub env: Arc<Vec<(OsString, OsString)>>,
+    pub cwd: Option<PathBuf>,
+    pub reaper: Reaper,
+}
+
+/// Starts checking; the task runs until aborted.
+pub fn start(
+    kind: Kind,
+    probe: Probe,
+    instance: usize,
+    pid: Pid,
+    context: Context,
+    events: mpsc::UnboundedSender<Event>,
+) -> AbortHandle {
+    tokio::spawn(async move {
+        // The first readiness check comes quickly: most servers bind within milliseconds.
+        let mut wait = match kind {
+            Kind::Ready => probe.interval.min(std::time::Duration::from_millis(50)),
+            Kind::Live => probe.interval,
+        };
+        loop {
+            tokio::time::sleep(wait).await;
+            wait = probe.interval;
+            let passed = check(&probe, &context).await;
+            if events
+                .send(Event::Probe {
+                    instance,
+                    pid,
+                    kind,
+                    passed,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
+    .abort_handle()
+}
+
+async fn check(probe: &Probe, context: &Context) -> bool {
+    match &probe.check {
+        Check::Http(url) => matches!(reach::http_status(url, probe.timeout).await, Ok(200..=399)),
+        Check::Tcp(address) => reach::tcp(address, probe.timeout).await.is_ok(),
+        Check::Exec(command) => {
+            let mut command = spawn::command(&Spec {
+                command,
+                cwd: context.cwd.as_deref(),
+                env: &context.env,
+                user: None,
+                output: spawn::Output::Null,
+                take_terminal: false,
+            });
+            let (tx, rx) = oneshot::channel();
+            let child = match context.reaper.spawn(&mut command, move |_pid, status| {
+                let _ = tx.send(status);
+            }) {
+                Ok(child) => child,
+                Err(_) => return false,
+            };
+            let pid = Pid::from_raw(child.id() as i32);
+            match tokio::time::timeout(probe.timeout, rx).await {
+                Ok(Ok(status)) => status.success(),
+                _ => {
+                    spawn::signal_group(pid, Signal::SIGKILL);
+                    false
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `wait_for` (SPEC §1 step 4): dependencies outside the container, such as
+//! Redis or a database, waited on with backoff before migrations, bounded
+//! by `wait_timeout`.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::reach;
+
+#[derive(Debug, thiserror::Error)]
+#[error("wait_for: {target} is not reachable after {}: {last_error}", humantime::format_duration(*waited))]
+pub struct WaitError {
+    pub target: String,
+    pub waited: Duration,
+    pub last_error: String,
+}
+
+/// Waits until every target answers, or fails naming the first that never did.
+pub async fn wait_all(targets: &[String], timeout: Duration) -> Result<(), WaitError> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    for target in targets {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt = reach::target(target, left.clamp(Duration::from_millis(1), Duration::from_secs(2))).await;
+            match attempt {
+                Ok(()) => {
+                    tracing::info!(target = %target, "reachable");
+                    break;
+                }
+                Err(last_error) => {
+                    if Instant::now() + delay >= deadline {
+                        return Err(WaitError {
+                            target: target.clone(),
+                            waited: started.elapsed().max(timeout),
+                            last_error,
+                        });
+                    }
+                    tracing::info!(target = %target, error = %last_error, delay_ms = delay.as_millis() as u64, "waiting");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+    Ok(())
+}
