@@ -205,7 +205,9 @@ pub fn metrics_text(snapshot: &Snapshot, uptime_seconds: f64) -> String {
         let _ = writeln!(out, "# HELP supervisor_{name} {help}\n# TYPE supervisor_{name} {kind}");
     }
     let mut out = String::new();
-    let per_process: [(&str, &str, &str, fn(&ProcessStatus) -> u64); 3] = [
+    /// name, type, help, and the value for one instance.
+    type Family = (&'static str, &'static str, &'static str, fn(&ProcessStatus) -> u64);
+    let per_process: [Family; 3] = [
         (
             "up",
             "gauge",
