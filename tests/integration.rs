@@ -8,6 +8,7 @@ mod cli;
 mod config_errors;
 mod env_check;
 mod exit_codes;
+mod health;
 mod lifecycle;
 mod logs;
 mod reaping;

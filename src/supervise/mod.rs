@@ -191,9 +191,16 @@ impl Supervisor {
             .iter()
             .filter_map(|i| match i.state {
                 State::Backoff { until } => Some(until),
-                State::Stopping { deadline, killed: false, .. } | State::Restarting { deadline, killed: false, .. } => {
-                    Some(deadline)
+                State::Stopping {
+                    deadline,
+                    killed: false,
+                    ..
                 }
+                | State::Restarting {
+                    deadline,
+                    killed: false,
+                    ..
+                } => Some(deadline),
                 _ => None,
             })
             .min()
@@ -475,9 +482,19 @@ impl Supervisor {
         for at in 0..self.instances.len() {
             match self.instances[at].state {
                 State::Backoff { until } if until <= now && self.stopping.is_none() => self.start(at, now),
-                State::Restarting { pid, since, deadline, killed: false } if deadline <= now => {
+                State::Restarting {
+                    pid,
+                    since,
+                    deadline,
+                    killed: false,
+                } if deadline <= now => {
                     spawn::signal_group(pid, Signal::SIGKILL);
-                    self.instances[at].state = State::Restarting { pid, since, deadline, killed: true };
+                    self.instances[at].state = State::Restarting {
+                        pid,
+                        since,
+                        deadline,
+                        killed: true,
+                    };
                 }
                 State::Stopping {
                     pid,

@@ -260,8 +260,17 @@ impl Running {
     /// The health server's address, from its start-up log line.
     pub fn health_address(&self) -> String {
         let text = self.wait_stderr("health server listening", Duration::from_secs(10));
-        let line = text.lines().find(|l| l.contains("health server listening")).expect("listening line");
-        line.split("address=").nth(1).expect("address field").split_whitespace().next().expect("address").to_string()
+        let line = text
+            .lines()
+            .find(|l| l.contains("health server listening"))
+            .expect("listening line");
+        line.split("address=")
+            .nth(1)
+            .expect("address field")
+            .split_whitespace()
+            .next()
+            .expect("address")
+            .to_string()
     }
 
     /// Waits for `needle` on stderr (our own events are there).
@@ -432,4 +441,59 @@ pub fn send(pid: i32, signal: &str) {
 
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+/// A plain HTTP/1.1 request from the test side: (status, body).
+pub fn http(method: &str, address: &str, path: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to health server");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// GET /health until `pred(status, json)` holds.
+pub fn wait_health(
+    address: &str,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(u16, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (status, body) = http("GET", address, "/health");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON: {body:?}: {e}"));
+        if pred(status, &json) {
+            return json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last: {status} {json}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
