@@ -11,6 +11,11 @@ need unshare util-linux   # PID-1 tests run in a fresh PID namespace
 need setsid util-linux
 need python3 python3      # stand-in programs of the examples
 need seq coreutils
+need setpriv util-linux   # database servers refuse root: they run as nobody
+# Migration tests run real, throwaway servers (started by the tests themselves).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+need mariadb mariadb-client
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}" >&2
   apt-get update -qq

@@ -56,6 +56,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// Apply pending migrations under the lock, alone (for a release job or an init container)
+    Migrate {
+        /// Deployment context (production, staging, …) [default: $SUPERVISOR_CONTEXT]
+        #[arg(long, value_name = "NAME")]
+        context: Option<String>,
+        /// List applied and pending migrations without taking the lock
+        #[arg(long)]
+        status: bool,
+    },
     /// Print a commented .env.example generated from the env schema
     EnvExample,
     /// Exit 0 when /health answers 200, 1 otherwise (for Docker's HEALTHCHECK)

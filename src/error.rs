@@ -18,6 +18,12 @@ pub enum Error {
     #[error(transparent)]
     WaitFor(#[from] crate::wait_for::WaitError),
 
+    #[error(transparent)]
+    Migrate(#[from] crate::migrate::MigrateError),
+
+    #[error(transparent)]
+    Task(#[from] crate::tasks::TaskError),
+
     /// A bad command line that clap could not catch.
     #[error("{0}")]
     Usage(String),
@@ -48,6 +54,8 @@ impl Error {
             Error::Env(_) => 78,
             Error::Listen(_) => 78,
             Error::WaitFor(_) => 69,
+            Error::Migrate(err) => err.exit_code(),
+            Error::Task(err) => err.exit_code(),
             Error::Usage(_) => 64,
             Error::Exec { source, .. } => crate::pid1::spawn::spawn_error_code(source),
             Error::Startup { .. } => 70,

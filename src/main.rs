@@ -12,11 +12,14 @@ mod config;
 mod env;
 mod error;
 mod health;
+mod job;
 mod logs;
+mod migrate;
 mod pid1;
 mod plan;
 mod reach;
 mod supervise;
+mod tasks;
 mod wait_for;
 
 use std::time::Duration;
@@ -107,6 +110,7 @@ fn run(cli: Cli, output: Output) -> Result<supervise::Outcome, Error> {
             Command::Exec { context, command } => commands::exec::exec(ctx, context, command).await,
             Command::CheckEnv { context, format } => commands::check_env::check_env(ctx, context, format),
             Command::EnvExample => commands::env_example::env_example(ctx),
+            Command::Migrate { context, status } => commands::migrate::migrate(ctx, context, status).await,
             Command::Healthcheck { url, timeout } => Ok(commands::healthcheck::healthcheck(ctx, url, timeout).await),
         }
     })

@@ -11,6 +11,7 @@ mod exit_codes;
 mod health;
 mod lifecycle;
 mod logs;
+mod migrate;
 mod reaping;
 mod restarts;
 mod signals;

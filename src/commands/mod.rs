@@ -5,6 +5,7 @@ pub mod check_env;
 pub mod env_example;
 pub mod exec;
 pub mod healthcheck;
+pub mod migrate;
 pub mod run;
 
 use std::path::PathBuf;
@@ -45,6 +46,44 @@ impl Context {
             Err(crate::config::ConfigError::NotFound { .. }) => Ok((None, crate::config::EnvSection::default())),
             Err(err) => Err(err),
         }
+    }
+
+    /// How child output is written: prefixed (coloured on a terminal) or JSON.
+    pub fn line_format(&self) -> crate::logs::lines::Format {
+        use std::io::IsTerminal;
+        match self.settings.log_format {
+            crate::config::settings::LogFormat::Json => crate::logs::lines::Format::Json,
+            crate::config::settings::LogFormat::Text => crate::logs::lines::Format::Prefix {
+                colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            },
+        }
+    }
+
+    /// The context tasks are filtered by: the validated one, or, without a
+    /// schema, `--context` > `SUPERVISOR_CONTEXT` > the context variable > production.
+    pub fn context(
+        &self,
+        environment: &crate::env::Environment,
+        section: &crate::config::EnvSection,
+        flag: Option<&str>,
+    ) -> String {
+        if let Some(report) = &environment.report {
+            return report.context.clone();
+        }
+        let from_var = section.context_var.as_ref().and_then(|var| {
+            environment
+                .vars
+                .iter()
+                .rev()
+                .find(|(k, _)| k == var.as_str())
+                .and_then(|(_, v)| v.to_str())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        });
+        flag.map(str::to_string)
+            .or_else(|| self.settings.context.clone())
+            .or(from_var)
+            .unwrap_or_else(|| crate::env::FALLBACK_CONTEXT.to_string())
     }
 
     /// Builds the validated environment (SPEC §1 step 2).

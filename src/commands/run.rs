@@ -4,18 +4,19 @@
 //! supervise → stop. Each phase before supervision is raced against a stop
 //! signal.
 
-use std::io::IsTerminal;
-
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
 
-use crate::config::{self, settings::LogFormat, ConfigError, Problem};
+use crate::config;
 use crate::error::Error;
 use crate::health::{self, Board, Phase};
-use crate::logs::lines;
+use crate::job::Runner;
+use crate::migrate;
 use crate::pid1::signals::{meaning, Meaning};
 use crate::plan;
+use crate::supervise::stop_stragglers;
 use crate::supervise::{Options, Outcome, Supervisor};
+use crate::tasks;
 use crate::wait_for;
 
 use super::Context;
@@ -23,7 +24,6 @@ use super::Context;
 pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, Error> {
     // 1. The config.
     let config = config::load(config::locate(ctx.config_path().as_deref())?)?;
-    refuse_unbuilt_sections(&config)?;
 
     // 2. The environment the children get: validated, defaults applied.
     let environment = ctx.environment(&config.env, context.as_deref(), false)?;
@@ -60,13 +60,74 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
         }
     }
 
-    // 7. Processes, in dependency order.
-    let format = match ctx.settings.log_format {
-        LogFormat::Json => lines::Format::Json,
-        LogFormat::Text => lines::Format::Prefix {
-            colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-        },
+    // 5. Migrations, once across replicas; 6. tasks.
+    let context = ctx.context(&environment, &config.env, context.as_deref());
+    let (locked_tasks, free_tasks) = tasks::for_context(&config.tasks, &context);
+    let format = ctx.line_format();
+    let runner = Runner {
+        reaper: &ctx.reaper,
+        output: &ctx.output,
+        format,
     };
+    if let Some(section) = &config.migrate {
+        board.set_phase(Phase::Migrating);
+        board.set_migrations(health::status::Migrations {
+            state: "running",
+            ..Default::default()
+        });
+        let phase = migrate::Phase {
+            config: section,
+            base_dir: &config.base_dir,
+            env: &environment.vars,
+            tasks: locked_tasks,
+            runner,
+        };
+        match until_stopped(migrate::run(&phase), &mut ctx.signals).await {
+            Some(Ok(summary)) => board.set_migrations(summary.migrations()),
+            Some(Err(err)) => {
+                board.set_migrations(health::status::Migrations {
+                    state: "failed",
+                    ..Default::default()
+                });
+                return Err(err.into());
+            }
+            None => {
+                stop_stragglers(
+                    &ctx.reaper,
+                    ctx.is_init,
+                    config::DEFAULT_STOP_TIMEOUT,
+                    false,
+                    &mut ctx.signals,
+                )
+                .await;
+                return Ok(Outcome { code: 0 });
+            }
+        }
+    }
+    if !free_tasks.is_empty() {
+        board.set_phase(Phase::Tasks);
+        let runner = Runner {
+            reaper: &ctx.reaper,
+            output: &ctx.output,
+            format,
+        };
+        match until_stopped(tasks::run(&runner, &free_tasks, &environment.vars), &mut ctx.signals).await {
+            Some(result) => result?,
+            None => {
+                stop_stragglers(
+                    &ctx.reaper,
+                    ctx.is_init,
+                    config::DEFAULT_STOP_TIMEOUT,
+                    false,
+                    &mut ctx.signals,
+                )
+                .await;
+                return Ok(Outcome { code: 0 });
+            }
+        }
+    }
+
+    // 7. Processes, in dependency order.
     let options = Options {
         format,
         is_init: ctx.is_init,
@@ -96,31 +157,5 @@ async fn until_stopped<T>(
                 }
             }
         }
-    }
-}
-
-/// Sections whose phase is not part of this build yet are refused, never
-/// silently skipped: starting an app without its migrations is worse than
-/// not starting it.
-fn refuse_unbuilt_sections(config: &config::Config) -> Result<(), ConfigError> {
-    let mut problems = Vec::new();
-    let mut refuse = |key: &str| {
-        problems.push(Problem {
-            file: config.source.path.clone(),
-            line: None,
-            key: key.to_string(),
-            message: "is not supported by this version of supervisor yet".to_string(),
-        })
-    };
-    if config.migrate.is_some() {
-        refuse("migrate");
-    }
-    if !config.tasks.is_empty() {
-        refuse("task");
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid { problems })
     }
 }

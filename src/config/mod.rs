@@ -42,10 +42,6 @@ pub enum Format {
     Procfile,
 }
 
-#[expect(
-    dead_code,
-    reason = "read by phases that land with later issues (env, health, migrate)"
-)]
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: Source,
@@ -76,10 +72,6 @@ pub struct HealthSection {
 
 pub const DEFAULT_HEALTH_LISTEN: &str = "0.0.0.0:9090";
 
-#[expect(
-    dead_code,
-    reason = "read by phases that land with later issues (env, health, migrate)"
-)]
 #[derive(Debug, Clone)]
 pub struct MigrateSection {
     pub database_url_env: String,
@@ -91,10 +83,6 @@ pub struct MigrateSection {
     pub connect_timeout: Duration,
 }
 
-#[expect(
-    dead_code,
-    reason = "read by phases that land with later issues (env, health, migrate)"
-)]
 #[derive(Debug, Clone)]
 pub struct Task {
     pub name: String,

@@ -230,7 +230,7 @@ pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config
         .migrate
         .as_ref()
         .map(|migrate| check_migrate(&mut checker, migrate, &base_dir));
-    let tasks = raw
+    let tasks: Vec<Task> = raw
         .task
         .iter()
         .map(|(name, task)| check_task(&mut checker, name, task, &base_dir))
@@ -241,6 +241,17 @@ pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config
         .map(|(name, process)| check_process(&mut checker, name, process, &base_dir))
         .collect();
     check_dependencies(&mut checker, &processes, &raw.process);
+    if migrate.is_none() {
+        for (name, task) in &raw.task {
+            if task.get_ref().under_lock {
+                checker.report(
+                    Some(task.span()),
+                    format!("task.{name}.under_lock"),
+                    "needs a [migrate] section: the lock lives on its database",
+                );
+            }
+        }
+    }
 
     if checker.problems.is_empty() {
         Ok(Config {

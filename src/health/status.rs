@@ -147,7 +147,6 @@ impl Board {
         self.tx.send_if_modified(|s| !std::mem::replace(&mut s.failed, true));
     }
 
-    #[expect(dead_code, reason = "written by the migration phase (issue 4)")]
     pub fn set_migrations(&self, migrations: Migrations) {
         self.tx.send_modify(|s| s.migrations = migrations);
     }

@@ -70,6 +70,22 @@ impl Label {
     }
 }
 
+impl Label {
+    /// A label without an instance, for one-shot jobs: `migrate | line`.
+    pub fn named(name: Arc<str>, format: Format) -> Label {
+        let prefix = match format {
+            Format::Prefix { colour: true } => format!("\x1b[1m{name} |\x1b[0m "),
+            Format::Prefix { colour: false } => format!("{name} | "),
+            Format::Json => String::new(),
+        };
+        Label {
+            process: name,
+            instance: 0,
+            prefix: prefix.into_bytes(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct JsonLine<'a> {
     timestamp: String,

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod db;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_supervisor");
 
 /// A test run of `supervisor`, built like just's `Test`.

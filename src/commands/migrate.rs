@@ -1,0 +1,107 @@
+//! `supervisor migrate`: the migration phase of `run`, alone, for a release
+//! job or an init container. `--status` lists applied and pending
+//! migrations without taking the lock.
+
+use crate::config::{self, ConfigError, Problem};
+use crate::error::Error;
+use crate::job::Runner;
+use crate::migrate::{self, db::Db, native, url::DatabaseUrl, MigrateError};
+use crate::supervise::Outcome;
+
+use super::Context;
+
+pub async fn migrate(ctx: Context, context: Option<String>, status: bool) -> Result<Outcome, Error> {
+    let config = config::load(config::locate(ctx.config_path().as_deref())?)?;
+    let Some(section) = &config.migrate else {
+        return Err(ConfigError::Invalid {
+            problems: vec![Problem {
+                file: config.source.path.clone(),
+                line: None,
+                key: "migrate".to_string(),
+                message: "is not configured: there is nothing to migrate".to_string(),
+            }],
+        }
+        .into());
+    };
+    let environment = ctx.environment(&config.env, context.as_deref(), false)?;
+    if status {
+        return print_status(&ctx, section, &environment.vars).await;
+    }
+    let phase = migrate::Phase {
+        config: section,
+        base_dir: &config.base_dir,
+        env: &environment.vars,
+        tasks: Vec::new(),
+        runner: Runner {
+            reaper: &ctx.reaper,
+            output: &ctx.output,
+            format: ctx.line_format(),
+        },
+    };
+    migrate::run(&phase).await?;
+    Ok(Outcome { code: 0 })
+}
+
+async fn print_status(
+    ctx: &Context,
+    section: &config::MigrateSection,
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+) -> Result<Outcome, Error> {
+    let var = &section.database_url_env;
+    let raw = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == var.as_str())
+        .and_then(|(_, v)| v.to_str())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| MigrateError::MissingUrl { var: var.clone() })?;
+    let url = DatabaseUrl::parse(raw).map_err(|reason| MigrateError::BadUrl {
+        var: var.clone(),
+        reason,
+    })?;
+    let migrations = match &section.dir {
+        Some(dir) => native::load(dir)?,
+        None => Vec::new(),
+    };
+    let mut db = Db::connect(
+        &url,
+        &migrate::applied_by(),
+        section.connect_timeout.min(std::time::Duration::from_secs(10)),
+    )
+    .await
+    .map_err(|err| MigrateError::Refused {
+        url: url.clone(),
+        error: url.scrub(&err.to_string()),
+    })?;
+    let applied = db.applied().await.map_err(|err| MigrateError::Database {
+        url: url.clone(),
+        error: url.scrub(&err.to_string()),
+    })?;
+    db.close().await;
+    let mut out = String::new();
+    for row in &applied {
+        let marker = if migrations.iter().any(|m| m.version == row.version) {
+            ""
+        } else {
+            "  (not in this image)"
+        };
+        out.push_str(&format!(
+            "applied  {:<20} {}  {}{marker}\n",
+            row.version, row.name, row.applied_at
+        ));
+    }
+    let pending: Vec<_> = migrations
+        .iter()
+        .filter(|m| !applied.iter().any(|a| a.version == m.version))
+        .collect();
+    for migration in &pending {
+        out.push_str(&format!("pending  {:<20} {}\n", migration.version, migration.name));
+    }
+    out.push_str(&format!(
+        "{} applied, {} pending ({url})\n",
+        applied.len(),
+        pending.len()
+    ));
+    ctx.output.stdout.write_now(out.into_bytes());
+    Ok(Outcome { code: 0 })
+}

@@ -1,0 +1,123 @@
+//! One-shot commands run to completion: a migration tool under the lock,
+//! or a `[task.NAME]` step. Like a process, a job runs in its own process
+//! group with its output relayed line by line (`migrate | …`); unlike one,
+//! it is never restarted. Only the reaper waits for it.
+
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+use crate::config::CommandLine;
+use crate::logs::lines::{self, Label, Stream};
+use crate::logs::Output;
+use crate::pid1::spawn::{self, Identity, Spec};
+use crate::pid1::{ExitStatus, Reaper};
+
+pub struct Job {
+    pub pid: Pid,
+    exit: oneshot::Receiver<ExitStatus>,
+    status: Option<ExitStatus>,
+    relays: JoinSet<()>,
+}
+
+/// Everything a job needs besides its command.
+pub struct Runner<'a> {
+    pub reaper: &'a Reaper,
+    pub output: &'a Output,
+    pub format: lines::Format,
+}
+
+impl Job {
+    pub fn start(
+        runner: &Runner<'_>,
+        label: &str,
+        command: &CommandLine,
+        cwd: Option<&Path>,
+        env: &[(OsString, OsString)],
+        user: Option<&Identity>,
+    ) -> std::io::Result<Job> {
+        if let Some(cwd) = cwd.filter(|cwd| !cwd.is_dir()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("cwd {} is not a directory", cwd.display()),
+            ));
+        }
+        let mut std_command = spawn::command(&Spec {
+            command,
+            cwd,
+            env,
+            user,
+            output: spawn::Output::Piped,
+            take_terminal: false,
+        });
+        let (tx, exit) = oneshot::channel();
+        let mut child = runner.reaper.spawn(&mut std_command, move |_pid, status| {
+            let _ = tx.send(status);
+        })?;
+        let pid = Pid::from_raw(child.id() as i32);
+        let label = Arc::new(Label::named(label.into(), runner.format));
+        let mut relays = JoinSet::new();
+        let pipes = [
+            (child.stdout.take().map(OwnedFd::from), Stream::Stdout),
+            (child.stderr.take().map(OwnedFd::from), Stream::Stderr),
+        ];
+        for (fd, stream) in pipes {
+            if let Some(pipe) = fd.and_then(|fd| tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()) {
+                let sink = runner.output.sink(stream).clone();
+                relays.spawn(lines::relay(pipe, label.clone(), stream, runner.format, sink));
+            }
+        }
+        Ok(Job {
+            pid,
+            exit,
+            status: None,
+            relays,
+        })
+    }
+
+    /// Waits for the exit and for its last lines. Cancel-safe.
+    pub async fn wait(&mut self) -> ExitStatus {
+        let status = match self.status {
+            Some(status) => status,
+            None => {
+                // The sender lives until the reaper reports; a closed channel cannot happen.
+                let status = (&mut self.exit).await.unwrap_or(ExitStatus::Signaled(Signal::SIGKILL));
+                self.status = Some(status);
+                status
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while self.relays.join_next().await.is_some() {}
+        })
+        .await;
+        status
+    }
+
+    /// TERM (and CONT) to its group, SIGKILL after `grace`; then waits.
+    pub async fn stop(&mut self, grace: std::time::Duration) -> ExitStatus {
+        spawn::stop_group(self.pid, Signal::SIGTERM);
+        match tokio::time::timeout(grace, self.wait()).await {
+            Ok(status) => status,
+            Err(_) => {
+                spawn::signal_group(self.pid, Signal::SIGKILL);
+                self.wait().await
+            }
+        }
+    }
+}
+
+impl Drop for Job {
+    /// A job abandoned mid-run (the phase was cancelled by a stop signal)
+    /// is asked to stop; the final straggler sweep kills what remains.
+    fn drop(&mut self) {
+        if self.status.is_none() && self.exit.try_recv().is_err() {
+            spawn::stop_group(self.pid, Signal::SIGTERM);
+        }
+    }
+}

@@ -1,0 +1,542 @@
+//! The one dedicated connection of the migration phase, for either backend.
+//!
+//! Never a pool: a session advisory lock belongs to one server session, and
+//! a pool (or a transaction-mode pooler) would strand it or share it. Every
+//! SQL statement the phase needs lives here, once per backend.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection, Row};
+
+use super::native::Migration;
+use super::url::{Backend, DatabaseUrl};
+
+pub const HISTORY_TABLE: &str = "_supervisor_migrations";
+pub const STATE_TABLE: &str = "_supervisor_migrate_state";
+
+/// Four ASCII bytes, "supv": the first half of our two-int4 Postgres key.
+/// Single-bigint keys (Prisma's 72707369, sqlx, Flyway…) live in another key
+/// space, so ours can never collide with a wrapped tool's own lock.
+const LOCK_CLASS: i32 = i32::from_be_bytes(*b"supv");
+
+/// What identifies the lock on each backend.
+#[derive(Debug, Clone)]
+pub struct LockKey {
+    pub class: i32,
+    pub object: i32,
+    /// MySQL's GET_LOCK name: server-wide, so it includes the database.
+    pub mysql_name: String,
+}
+
+impl LockKey {
+    pub fn new(lock_name: &str, database: &str) -> LockKey {
+        let digest = Sha256::digest(lock_name.as_bytes());
+        let object = i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        let mut mysql_name = format!("supervisor:{database}:{lock_name}");
+        if mysql_name.len() > 64 {
+            let digest = Sha256::digest(format!("{database}\0{lock_name}").as_bytes());
+            mysql_name = format!("supervisor:{}", &hex::encode(digest)[..40]);
+        }
+        LockKey {
+            class: LOCK_CLASS,
+            object,
+            mysql_name,
+        }
+    }
+
+    /// pg_locks shows the key as unsigned oids.
+    fn oids(&self) -> (i64, i64) {
+        (i64::from(self.class as u32), i64::from(self.object as u32))
+    }
+}
+
+/// One applied migration, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub version: i64,
+    pub name: String,
+    pub checksum: String,
+    pub applied_at: String,
+}
+
+pub enum Db {
+    Postgres { conn: PgConnection, pid: i32 },
+    MySql { conn: MySqlConnection, id: i64 },
+}
+
+/// Whether a failed connect is worth retrying (SPEC §4: the database not
+/// up yet) or final (wrong password, missing database, bad TLS settings).
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(mysql) = db.try_downcast_ref::<MySqlDatabaseError>() {
+                // 1040 too many connections, 1053 shutdown in progress, 1927 connection killed.
+                return matches!(mysql.number(), 1040 | 1053 | 1927 | 2006 | 2013);
+            }
+            // 57P01-03 admin/crash shutdown or starting up, 53300 too many connections.
+            matches!(
+                db.code().as_deref(),
+                Some("57P01" | "57P02" | "57P03" | "53300" | "08006" | "08001" | "08003")
+            )
+        }
+        _ => false,
+    }
+}
+
+/// A connection that went away mid-phase (server restarted, network cut):
+/// the phase is retried from the top, since the transaction rolled back.
+pub fn is_connection_lost(err: &sqlx::Error) -> bool {
+    is_transient(err)
+}
+
+impl Db {
+    pub async fn connect(url: &DatabaseUrl, application_name: &str, timeout: Duration) -> Result<Db, sqlx::Error> {
+        let attempt = async {
+            match url.backend {
+                Backend::Postgres => {
+                    let options = PgConnectOptions::from_str(url.raw())?
+                        .application_name(application_name)
+                        .disable_statement_logging();
+                    let mut conn = PgConnection::connect_with(&options).await?;
+                    prepare_postgres(&mut conn).await?;
+                    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                        .fetch_one(&mut conn)
+                        .await?;
+                    Ok(Db::Postgres { conn, pid })
+                }
+                Backend::MySql => {
+                    // GET_LOCK(…, 2) is slow on purpose: no slow-statement warnings.
+                    let options = MySqlConnectOptions::from_str(url.raw())?.disable_statement_logging();
+                    let mut conn = MySqlConnection::connect_with(&options).await?;
+                    let id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
+                        .fetch_one(&mut conn)
+                        .await?;
+                    Ok(Db::MySql { conn, id })
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection timed out",
+            ))),
+        }
+    }
+
+    /// The database name, for MySQL's server-wide lock name.
+    pub async fn database_name(&mut self) -> Result<String, sqlx::Error> {
+        match self {
+            Db::Postgres { conn, .. } => sqlx::query_scalar("SELECT current_database()").fetch_one(conn).await,
+            Db::MySql { conn, .. } => Ok(sqlx::query_scalar::<_, Option<String>>("SELECT DATABASE()")
+                .fetch_one(conn)
+                .await?
+                .unwrap_or_default()),
+        }
+    }
+
+    /// A transaction-mode pooler hands our statements to different server
+    /// sessions, or shares one session between clients: refuse it.
+    pub async fn looks_pooled(&mut self, key: &LockKey) -> Result<bool, sqlx::Error> {
+        match self {
+            Db::Postgres { conn, pid } => {
+                let now: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let (class, object) = key.oids();
+                let already_ours: bool = sqlx::query_scalar(
+                    "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 \
+                     AND objid::bigint = $2 AND objsubid = 2 AND pid = pg_backend_pid()",
+                )
+                .bind(class)
+                .bind(object)
+                .fetch_one(&mut *conn)
+                .await?;
+                Ok(now != *pid || already_ours)
+            }
+            Db::MySql { .. } => Ok(false),
+        }
+    }
+
+    pub async fn try_lock(&mut self, key: &LockKey) -> Result<bool, sqlx::Error> {
+        match self {
+            Db::Postgres { conn, .. } => {
+                sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+                    .bind(key.class)
+                    .bind(key.object)
+                    .fetch_one(conn)
+                    .await
+            }
+            Db::MySql { conn, .. } => {
+                // 1 acquired, 0 timed out (2 s, inside the server but only on
+                // this name), NULL an error: never assume.
+                let result: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 2)")
+                    .bind(&key.mysql_name)
+                    .fetch_one(conn)
+                    .await?;
+                match result {
+                    Some(1) => Ok(true),
+                    Some(_) => Ok(false),
+                    None => Err(sqlx::Error::Protocol("GET_LOCK returned NULL".into())),
+                }
+            }
+        }
+    }
+
+    /// Releases the lock; false when we did not hold it any more.
+    pub async fn unlock(&mut self, key: &LockKey) -> Result<bool, sqlx::Error> {
+        match self {
+            Db::Postgres { conn, .. } => {
+                sqlx::query_scalar("SELECT pg_advisory_unlock($1, $2)")
+                    .bind(key.class)
+                    .bind(key.object)
+                    .fetch_one(conn)
+                    .await
+            }
+            Db::MySql { conn, .. } => {
+                let released: Option<i64> = sqlx::query_scalar("SELECT RELEASE_LOCK(?)")
+                    .bind(&key.mysql_name)
+                    .fetch_one(conn)
+                    .await?;
+                Ok(released == Some(1))
+            }
+        }
+    }
+
+    /// The heartbeat: is the lock still granted to this very session?
+    pub async fn holds_lock(&mut self, key: &LockKey) -> Result<bool, sqlx::Error> {
+        match self {
+            Db::Postgres { conn, pid } => {
+                let (class, object) = key.oids();
+                sqlx::query_scalar(
+                    "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 \
+                     AND objid::bigint = $2 AND objsubid = 2 AND granted AND pid = $3 AND pid = pg_backend_pid()",
+                )
+                .bind(class)
+                .bind(object)
+                .bind(*pid)
+                .fetch_one(conn)
+                .await
+            }
+            Db::MySql { conn, id } => {
+                let holder: Option<i64> = sqlx::query_scalar("SELECT CAST(IS_USED_LOCK(?) AS SIGNED)")
+                    .bind(&key.mysql_name)
+                    .fetch_one(conn)
+                    .await?;
+                Ok(holder == Some(*id))
+            }
+        }
+    }
+
+    /// Who holds the lock: "pid 4123 (supervisor@web-1, 10.0.3.4, state active, connected 12s ago, query …)".
+    pub async fn holder(&mut self, key: &LockKey) -> Result<Option<String>, sqlx::Error> {
+        match self {
+            Db::Postgres { conn, .. } => {
+                let (class, object) = key.oids();
+                let row = sqlx::query(
+                    "SELECT l.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'), \
+                     coalesce(a.state, ''), coalesce(extract(epoch from now() - a.backend_start)::bigint, 0), \
+                     coalesce(left(a.query, 120), '') \
+                     FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+                     WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
+                     AND l.objsubid = 2 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                )
+                .bind(class)
+                .bind(object)
+                .fetch_optional(conn)
+                .await?;
+                Ok(row.map(|row| {
+                    let (pid, app, client, state, age, query): (i32, String, String, String, i64, String) =
+                        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
+                    format!("pid {pid} ({app}, {client}, state {state}, connected {age}s ago, query {query:?})")
+                }))
+            }
+            Db::MySql { conn, .. } => {
+                let holder: Option<i64> = sqlx::query_scalar("SELECT CAST(IS_USED_LOCK(?) AS SIGNED)")
+                    .bind(&key.mysql_name)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let Some(id) = holder else { return Ok(None) };
+                let row = sqlx::query(
+                    "SELECT COALESCE(USER, ''), COALESCE(HOST, ''), COALESCE(TIME, 0), COALESCE(STATE, ''), \
+                     COALESCE(LEFT(INFO, 120), '') FROM information_schema.PROCESSLIST WHERE ID = ?",
+                )
+                .bind(id)
+                .fetch_optional(conn)
+                .await?;
+                Ok(Some(match row {
+                    Some(row) => {
+                        let (user, host, time, state, info): (String, String, i64, String, String) =
+                            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+                        format!("connection {id} ({user}@{host}, {time}s in state {state:?}, query {info:?})")
+                    }
+                    None => format!("connection {id}"),
+                }))
+            }
+        }
+    }
+
+    pub async fn ensure_tables(&mut self) -> Result<(), sqlx::Error> {
+        let statements: [String; 2] = match self {
+            Db::Postgres { .. } => [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+                     checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), duration BIGINT NOT NULL, \
+                     applied_by TEXT NOT NULL)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {STATE_TABLE} (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, \
+                     command TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), duration BIGINT NOT NULL, \
+                     applied_by TEXT NOT NULL)"
+                ),
+            ],
+            Db::MySql { .. } => [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (version BIGINT PRIMARY KEY, name VARCHAR(255) NOT NULL, \
+                     checksum VARCHAR(64) NOT NULL, applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), \
+                     duration BIGINT NOT NULL, applied_by VARCHAR(255) NOT NULL)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {STATE_TABLE} (`key` VARCHAR(191) PRIMARY KEY, fingerprint VARCHAR(64) NOT NULL, \
+                     command TEXT NOT NULL, applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), \
+                     duration BIGINT NOT NULL, applied_by VARCHAR(255) NOT NULL)"
+                ),
+            ],
+        };
+        for statement in statements {
+            self.execute(&statement).await?;
+        }
+        Ok(())
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Db::Postgres { conn, .. } => sqlx::raw_sql(sql).execute(conn).await.map(drop),
+            Db::MySql { conn, .. } => sqlx::raw_sql(sql).execute(conn).await.map(drop),
+        }
+    }
+
+    /// The recorded history, oldest first; empty before the table exists.
+    pub async fn applied(&mut self) -> Result<Vec<Applied>, sqlx::Error> {
+        let rows = match self {
+            Db::Postgres { conn, .. } => {
+                let sql = format!(
+                    "SELECT version, name, checksum, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+                     FROM {HISTORY_TABLE} ORDER BY version"
+                );
+                match sqlx::query(&sql).fetch_all(conn).await {
+                    Ok(rows) => rows
+                        .iter()
+                        .map(|r| Applied {
+                            version: r.get(0),
+                            name: r.get(1),
+                            checksum: r.get(2),
+                            applied_at: r.get(3),
+                        })
+                        .collect(),
+                    Err(err) if is_missing_table(&err) => Vec::new(),
+                    Err(err) => return Err(err),
+                }
+            }
+            Db::MySql { conn, .. } => {
+                let sql = format!(
+                    "SELECT version, name, checksum, DATE_FORMAT(applied_at, '%Y-%m-%dT%H:%i:%S') FROM {HISTORY_TABLE} ORDER BY version"
+                );
+                match sqlx::query(&sql).fetch_all(conn).await {
+                    Ok(rows) => rows
+                        .iter()
+                        .map(|r| Applied {
+                            version: r.get(0),
+                            name: r.get(1),
+                            checksum: r.get(2),
+                            applied_at: r.get(3),
+                        })
+                        .collect(),
+                    Err(err) if is_missing_table(&err) => Vec::new(),
+                    Err(err) => return Err(err),
+                }
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Applies one migration and records it; both or neither, unless the
+    /// file opted out of the transaction.
+    pub async fn apply(&mut self, migration: &Migration, applied_by: &str) -> Result<Duration, sqlx::Error> {
+        let started = std::time::Instant::now();
+        let insert = format!("INSERT INTO {HISTORY_TABLE} (version, name, checksum, duration, applied_by) VALUES ");
+        match self {
+            Db::Postgres { conn, .. } => {
+                let insert = format!("{insert}($1, $2, $3, $4, $5)");
+                if migration.no_transaction {
+                    sqlx::raw_sql(&migration.sql).execute(&mut *conn).await?;
+                    let took = started.elapsed();
+                    bind_history(sqlx::query(&insert), migration, took, applied_by)
+                        .execute(&mut *conn)
+                        .await?;
+                } else {
+                    let mut tx = conn.begin().await?;
+                    sqlx::raw_sql(&migration.sql).execute(&mut *tx).await?;
+                    let took = started.elapsed();
+                    bind_history(sqlx::query(&insert), migration, took, applied_by)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+            }
+            Db::MySql { conn, .. } => {
+                // MySQL commits DDL implicitly: only DML is atomic with its history row.
+                let insert = format!("{insert}(?, ?, ?, ?, ?)");
+                if migration.no_transaction {
+                    sqlx::raw_sql(&migration.sql).execute(&mut *conn).await?;
+                    let took = started.elapsed();
+                    bind_history_my(sqlx::query(&insert), migration, took, applied_by)
+                        .execute(&mut *conn)
+                        .await?;
+                } else {
+                    let mut tx = conn.begin().await?;
+                    sqlx::raw_sql(&migration.sql).execute(&mut *tx).await?;
+                    let took = started.elapsed();
+                    bind_history_my(sqlx::query(&insert), migration, took, applied_by)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+            }
+        }
+        Ok(started.elapsed())
+    }
+
+    pub async fn fingerprint(&mut self, key: &str) -> Result<Option<String>, sqlx::Error> {
+        let result = match self {
+            Db::Postgres { conn, .. } => {
+                sqlx::query_scalar(&format!("SELECT fingerprint FROM {STATE_TABLE} WHERE key = $1"))
+                    .bind(key)
+                    .fetch_optional(conn)
+                    .await
+            }
+            Db::MySql { conn, .. } => {
+                sqlx::query_scalar(&format!("SELECT fingerprint FROM {STATE_TABLE} WHERE `key` = ?"))
+                    .bind(key)
+                    .fetch_optional(conn)
+                    .await
+            }
+        };
+        match result {
+            Err(err) if is_missing_table(&err) => Ok(None),
+            other => other,
+        }
+    }
+
+    pub async fn record_fingerprint(
+        &mut self,
+        key: &str,
+        fingerprint: &str,
+        command: &str,
+        took: Duration,
+        applied_by: &str,
+    ) -> Result<(), sqlx::Error> {
+        let millis = took.as_millis() as i64;
+        match self {
+            Db::Postgres { conn, .. } => {
+                sqlx::query(&format!(
+                    "INSERT INTO {STATE_TABLE} (key, fingerprint, command, duration, applied_by) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, command = EXCLUDED.command, \
+                     applied_at = now(), duration = EXCLUDED.duration, applied_by = EXCLUDED.applied_by"
+                ))
+                .bind(key)
+                .bind(fingerprint)
+                .bind(command)
+                .bind(millis)
+                .bind(applied_by)
+                .execute(conn)
+                .await?;
+            }
+            Db::MySql { conn, .. } => {
+                sqlx::query(&format!(
+                    "INSERT INTO {STATE_TABLE} (`key`, fingerprint, command, duration, applied_by) VALUES (?, ?, ?, ?, ?) \
+                     ON DUPLICATE KEY UPDATE fingerprint = VALUES(fingerprint), command = VALUES(command), \
+                     applied_at = CURRENT_TIMESTAMP(6), duration = VALUES(duration), applied_by = VALUES(applied_by)"
+                ))
+                .bind(key)
+                .bind(fingerprint)
+                .bind(command)
+                .bind(millis)
+                .bind(applied_by)
+                .execute(conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn close(self) {
+        let _ = match self {
+            Db::Postgres { conn, .. } => conn.close().await,
+            Db::MySql { conn, .. } => conn.close().await,
+        };
+    }
+}
+
+/// The lock session must not be cut by the server's own timeouts, and must
+/// notice a dead peer quickly (SPEC §4).
+async fn prepare_postgres(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut settings = vec![
+        "SET statement_timeout = 0",
+        "SET lock_timeout = 0",
+        "SET idle_in_transaction_session_timeout = 0",
+        "SET tcp_keepalives_idle = 10",
+        "SET tcp_keepalives_interval = 5",
+        "SET tcp_keepalives_count = 3",
+    ];
+    if version >= 140000 {
+        // Without it a SIGKILLed holder keeps the lock until its statement ends.
+        settings.push("SET idle_session_timeout = 0");
+        settings.push("SET client_connection_check_interval = '2s'");
+    }
+    for setting in settings {
+        sqlx::raw_sql(setting).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+type MyQuery<'q> = sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>;
+
+fn bind_history<'q>(query: PgQuery<'q>, m: &'q Migration, took: Duration, by: &'q str) -> PgQuery<'q> {
+    query
+        .bind(m.version)
+        .bind(&m.name)
+        .bind(&m.checksum)
+        .bind(took.as_millis() as i64)
+        .bind(by)
+}
+
+fn bind_history_my<'q>(query: MyQuery<'q>, m: &'q Migration, took: Duration, by: &'q str) -> MyQuery<'q> {
+    query
+        .bind(m.version)
+        .bind(&m.name)
+        .bind(&m.checksum)
+        .bind(took.as_millis() as i64)
+        .bind(by)
+}
+
+fn is_missing_table(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            if let Some(mysql) = db.try_downcast_ref::<MySqlDatabaseError>() {
+                return mysql.number() == 1146;
+            }
+            db.code().as_deref() == Some("42P01")
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,101 @@
+//! A hash of the migration command and the files it applies, so an
+//! unchanged tool run (`npx prisma migrate deploy` with the same
+//! `prisma/migrations/**`) is skipped without even taking the lock.
+
+use std::path::{Component, Path, PathBuf};
+
+use globset::{Glob, GlobSetBuilder};
+use sha2::{Digest, Sha256};
+
+/// SHA-256 over the command and the sorted (path, content hash) pairs of
+/// every file under `base` matching one of `patterns`.
+pub fn compute(command: &str, patterns: &[String], base: &Path) -> Result<String, String> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(Glob::new(pattern).map_err(|err| format!("invalid pattern {pattern:?}: {err}"))?);
+    }
+    let set = builder.build().map_err(|err| err.to_string())?;
+    let mut files: Vec<(String, String)> = Vec::new();
+    for root in patterns.iter().map(|p| literal_prefix(p)) {
+        let start = base.join(&root);
+        if !start.exists() {
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(&start).follow_links(false) {
+            let entry = entry.map_err(|err| err.to_string())?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let relative = entry.path().strip_prefix(base).unwrap_or(entry.path());
+            let shown = relative.to_string_lossy().replace('\\', "/");
+            if set.is_match(relative) && !files.iter().any(|(path, _)| *path == shown) {
+                let content = std::fs::read(entry.path()).map_err(|err| format!("{shown}: {err}"))?;
+                files.push((shown, hex::encode(Sha256::digest(&content))));
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = Sha256::new();
+    hasher.update(b"supervisor-fingerprint-v1\0");
+    hasher.update(command.as_bytes());
+    for (path, digest) in &files {
+        hasher.update(b"\0");
+        hasher.update(path.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(digest.as_bytes());
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The folder a pattern starts in, before its first wildcard: only that
+/// subtree is walked (never the whole repository and its node_modules).
+fn literal_prefix(pattern: &str) -> PathBuf {
+    let mut prefix = PathBuf::new();
+    let components: Vec<Component> = Path::new(pattern).components().collect();
+    for (index, component) in components.iter().enumerate() {
+        let text = component.as_os_str().to_string_lossy();
+        if text.contains(['*', '?', '[', '{']) || index + 1 == components.len() {
+            break;
+        }
+        prefix.push(component);
+    }
+    prefix
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_with_matching_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        std::fs::create_dir_all(base.join("prisma/migrations/1_init")).unwrap();
+        std::fs::write(base.join("prisma/migrations/1_init/migration.sql"), "create table a();").unwrap();
+        std::fs::write(base.join("prisma/schema.prisma"), "model A {}").unwrap();
+        let patterns = vec!["prisma/migrations/**".to_string(), "prisma/schema.prisma".to_string()];
+        let first = compute("npx prisma migrate deploy", &patterns, base).unwrap();
+        assert_eq!(first, compute("npx prisma migrate deploy", &patterns, base).unwrap());
+        std::fs::write(base.join("README.md"), "unrelated").unwrap();
+        assert_eq!(first, compute("npx prisma migrate deploy", &patterns, base).unwrap());
+        std::fs::create_dir_all(base.join("prisma/migrations/2_more")).unwrap();
+        std::fs::write(base.join("prisma/migrations/2_more/migration.sql"), "create table b();").unwrap();
+        let second = compute("npx prisma migrate deploy", &patterns, base).unwrap();
+        assert_ne!(first, second);
+        assert_ne!(
+            second,
+            compute("npx prisma migrate deploy --x", &patterns, base).unwrap()
+        );
+    }
+
+    #[test]
+    fn walks_only_below_the_literal_prefix() {
+        assert_eq!(
+            literal_prefix("prisma/migrations/**"),
+            PathBuf::from("prisma/migrations")
+        );
+        assert_eq!(literal_prefix("drizzle/*.sql"), PathBuf::from("drizzle"));
+        assert_eq!(literal_prefix("schema.prisma"), PathBuf::from(""));
+        assert_eq!(literal_prefix("**/*.sql"), PathBuf::from(""));
+    }
+}

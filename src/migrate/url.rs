@@ -1,0 +1,112 @@
+//! The database URL: which backend, and how to show it without its password.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    MySql,
+}
+
+/// A database URL whose `Display` never shows the password (or the user's
+/// query parameters, which may hold one too): `postgres://app@db:5432/app`.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    /// The URL as given, for connecting only.
+    raw: String,
+    pub backend: Backend,
+    shown: String,
+    password: Option<String>,
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl DatabaseUrl {
+    /// Parses `raw`; the error never contains the URL.
+    pub fn parse(raw: &str) -> Result<DatabaseUrl, String> {
+        let (scheme, rest) = raw
+            .split_once("://")
+            .ok_or("is not a URL (expected postgres://… or mysql://…)")?;
+        let backend = match scheme {
+            "postgres" | "postgresql" => Backend::Postgres,
+            "mysql" | "mariadb" => Backend::MySql,
+            _ => {
+                return Err(
+                    "has an unsupported scheme (expected postgres://, postgresql://, mysql:// or mariadb://)".into(),
+                )
+            }
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(at) => (&rest[..at], &rest[at..]),
+            None => (rest, ""),
+        };
+        let (userinfo, host) = match authority.rfind('@') {
+            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+            None => (None, authority),
+        };
+        let (user, password) = match userinfo {
+            Some(info) => match info.split_once(':') {
+                Some((user, password)) => (Some(user), Some(password.to_string())),
+                None => (Some(info), None),
+            },
+            None => (None, None),
+        };
+        let database = path.split('?').next().unwrap_or("");
+        let shown = match user {
+            Some(user) => format!("{scheme}://{user}@{host}{database}"),
+            None => format!("{scheme}://{host}{database}"),
+        };
+        // sqlx's MySQL driver only knows `mysql://`.
+        let raw = if scheme == "mariadb" {
+            format!("mysql://{rest}")
+        } else {
+            raw.to_string()
+        };
+        Ok(DatabaseUrl {
+            raw,
+            backend,
+            shown,
+            password: password.filter(|p| !p.is_empty()),
+        })
+    }
+
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// Removes the password from a driver's message, in case it echoed it.
+    pub fn scrub(&self, message: &str) -> String {
+        match &self.password {
+            Some(password) if password.len() >= 3 => message.replace(password.as_str(), "***"),
+            _ => message.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_no_password() {
+        let url = DatabaseUrl::parse("postgres://app:s3cr3t@db:5432/app?sslmode=require&password=x").unwrap();
+        assert_eq!(url.to_string(), "postgres://app@db:5432/app");
+        assert_eq!(url.backend, Backend::Postgres);
+        assert_eq!(url.scrub("failed for s3cr3t"), "failed for ***");
+        let url = DatabaseUrl::parse("mariadb://root@127.0.0.1:3306/shop").unwrap();
+        assert_eq!(url.backend, Backend::MySql);
+        assert!(url.raw().starts_with("mysql://"));
+        assert!(DatabaseUrl::parse("redis://x").is_err());
+        assert!(DatabaseUrl::parse("not a url").is_err());
+    }
+}
