@@ -443,3 +443,28 @@ fn mariadb_replicas_race_once_and_lock_timeout_names_the_holder() {
     assert!(finished.stderr.contains("held by connection"), "{}", finished.stderr);
     assert_eq!(holder.wait_exit(secs(30)), 0);
 }
+
+#[test]
+fn a_lost_lock_stops_the_command_and_exits_69() {
+    let pg = Postgres::start();
+    let url = pg.create_database("app");
+    let mut holder = replica(&url, "command = 'echo holding; sleep 30'", &[]).start();
+    holder.wait_stdout("migrate | holding", secs(30));
+    // An operator (or idle_session_timeout) ends the lock session.
+    pg.sql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'supervisor@%'",
+    );
+    let lost_at = Instant::now();
+    assert_eq!(holder.wait_exit(secs(20)), 69, "{}", holder.stderr.text());
+    assert!(
+        lost_at.elapsed() < Duration::from_secs(10),
+        "noticed after {:?}",
+        lost_at.elapsed()
+    );
+    let stderr = holder.stderr.text();
+    assert!(
+        stderr.contains("the migration lock was lost while the migration command ran"),
+        "{stderr}"
+    );
+}
