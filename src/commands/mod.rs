@@ -86,6 +86,25 @@ impl Context {
             .unwrap_or_else(|| crate::env::FALLBACK_CONTEXT.to_string())
     }
 
+    /// The env section, which must name a schema (`check-env`, `env-example`).
+    pub fn schema_section(
+        &self,
+        purpose: &str,
+    ) -> Result<(crate::config::EnvSection, std::path::PathBuf), crate::config::ConfigError> {
+        let (config, section) = self.env_section()?;
+        match section.schema.clone() {
+            Some(schema) => Ok((section, schema)),
+            None => Err(crate::config::ConfigError::Invalid {
+                problems: vec![crate::config::Problem {
+                    file: config.map_or_else(|| "supervisor.toml".into(), |c| c.source.path),
+                    line: None,
+                    key: "env.schema".to_string(),
+                    message: format!("is not set: there is no schema to {purpose}"),
+                }],
+            }),
+        }
+    }
+
     /// Builds the validated environment (SPEC §1 step 2).
     pub fn environment(
         &self,

@@ -56,7 +56,7 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
         .await
         {
             Some(result) => result?,
-            None => return Ok(Outcome { code: 0 }),
+            None => return Ok(stopped_before_start(&mut ctx).await),
         }
     }
 
@@ -138,6 +138,20 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
 
     // 8–9. Supervise until stopped, then stop in reverse dependency order.
     Ok(supervisor.run(&mut ctx.signals).await)
+}
+
+/// A stop signal arrived before any process started: whatever a phase left
+/// running (a migration tool, a task) is stopped, and that is a clean stop.
+async fn stopped_before_start(ctx: &mut Context) -> Outcome {
+    stop_stragglers(
+        &ctx.reaper,
+        ctx.is_init,
+        config::DEFAULT_STOP_TIMEOUT,
+        false,
+        &mut ctx.signals,
+    )
+    .await;
+    Outcome { code: 0 }
 }
 
 /// Runs a phase until it finishes or a stop signal arrives (`None`): a

@@ -366,48 +366,39 @@ impl Db {
     }
 
     /// Applies one migration and records it; both or neither, unless the
-    /// file opted out of the transaction.
+    /// file opted out of the transaction. (On MySQL, DDL commits implicitly:
+    /// only DML is atomic with its history row.)
     pub async fn apply(&mut self, migration: &Migration, applied_by: &str) -> Result<Duration, sqlx::Error> {
         let started = std::time::Instant::now();
-        let insert = format!("INSERT INTO {HISTORY_TABLE} (version, name, checksum, duration, applied_by) VALUES ");
+        // The same statements on either backend; only the placeholders differ.
+        macro_rules! apply_on {
+            ($conn:expr, $insert:expr) => {{
+                let insert = format!(
+                    "INSERT INTO {HISTORY_TABLE} (version, name, checksum, duration, applied_by) VALUES {}",
+                    $insert
+                );
+                let record = |took: Duration| {
+                    sqlx::query(&insert)
+                        .bind(migration.version)
+                        .bind(&migration.name)
+                        .bind(&migration.checksum)
+                        .bind(took.as_millis() as i64)
+                        .bind(applied_by)
+                };
+                if migration.no_transaction {
+                    sqlx::raw_sql(&migration.sql).execute(&mut *$conn).await?;
+                    record(started.elapsed()).execute(&mut *$conn).await?;
+                } else {
+                    let mut tx = $conn.begin().await?;
+                    sqlx::raw_sql(&migration.sql).execute(&mut *tx).await?;
+                    record(started.elapsed()).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                }
+            }};
+        }
         match self {
-            Db::Postgres { conn, .. } => {
-                let insert = format!("{insert}($1, $2, $3, $4, $5)");
-                if migration.no_transaction {
-                    sqlx::raw_sql(&migration.sql).execute(&mut *conn).await?;
-                    let took = started.elapsed();
-                    bind_history(sqlx::query(&insert), migration, took, applied_by)
-                        .execute(&mut *conn)
-                        .await?;
-                } else {
-                    let mut tx = conn.begin().await?;
-                    sqlx::raw_sql(&migration.sql).execute(&mut *tx).await?;
-                    let took = started.elapsed();
-                    bind_history(sqlx::query(&insert), migration, took, applied_by)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                }
-            }
-            Db::MySql { conn, .. } => {
-                // MySQL commits DDL implicitly: only DML is atomic with its history row.
-                let insert = format!("{insert}(?, ?, ?, ?, ?)");
-                if migration.no_transaction {
-                    sqlx::raw_sql(&migration.sql).execute(&mut *conn).await?;
-                    let took = started.elapsed();
-                    bind_history_my(sqlx::query(&insert), migration, took, applied_by)
-                        .execute(&mut *conn)
-                        .await?;
-                } else {
-                    let mut tx = conn.begin().await?;
-                    sqlx::raw_sql(&migration.sql).execute(&mut *tx).await?;
-                    let took = started.elapsed();
-                    bind_history_my(sqlx::query(&insert), migration, took, applied_by)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                }
-            }
+            Db::Postgres { conn, .. } => apply_on!(conn, "($1, $2, $3, $4, $5)"),
+            Db::MySql { conn, .. } => apply_on!(conn, "(?, ?, ?, ?, ?)"),
         }
         Ok(started.elapsed())
     }
@@ -506,27 +497,6 @@ async fn prepare_postgres(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::raw_sql(setting).execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
-type MyQuery<'q> = sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>;
-
-fn bind_history<'q>(query: PgQuery<'q>, m: &'q Migration, took: Duration, by: &'q str) -> PgQuery<'q> {
-    query
-        .bind(m.version)
-        .bind(&m.name)
-        .bind(&m.checksum)
-        .bind(took.as_millis() as i64)
-        .bind(by)
-}
-
-fn bind_history_my<'q>(query: MyQuery<'q>, m: &'q Migration, took: Duration, by: &'q str) -> MyQuery<'q> {
-    query
-        .bind(m.version)
-        .bind(&m.name)
-        .bind(&m.checksum)
-        .bind(took.as_millis() as i64)
-        .bind(by)
 }
 
 fn is_missing_table(err: &sqlx::Error) -> bool {

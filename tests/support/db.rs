@@ -57,6 +57,20 @@ fn run(command: &mut Command, what: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// A new folder holding a copy of `template`'s `data`, owned by the server user.
+fn copy_of(template: &Path) -> tempfile::TempDir {
+    let dir = open_tempdir();
+    run(
+        Command::new("cp")
+            .arg("-a")
+            .arg(template.join("data"))
+            .arg(dir.path().join("data")),
+        "copy the template",
+    );
+    chown_to_server_user(dir.path());
+    dir
+}
+
 /// A folder every user can enter (a server running as nobody lives inside).
 fn open_tempdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
