@@ -27,6 +27,7 @@ pub struct Job {
 }
 
 /// Everything a job needs besides its command.
+#[derive(Clone)]
 pub struct Runner<'a> {
     pub reaper: &'a Reaper,
     pub output: &'a Output,

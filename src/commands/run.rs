@@ -80,7 +80,7 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
             base_dir: &config.base_dir,
             env: &environment.vars,
             tasks: locked_tasks,
-            runner,
+            runner: runner.clone(),
         };
         match until_stopped(migrate::run(&phase), &mut ctx.signals).await {
             Some(Ok(summary)) => board.set_migrations(summary.migrations()),
@@ -91,39 +91,14 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
                 });
                 return Err(err.into());
             }
-            None => {
-                stop_stragglers(
-                    &ctx.reaper,
-                    ctx.is_init,
-                    config::DEFAULT_STOP_TIMEOUT,
-                    false,
-                    &mut ctx.signals,
-                )
-                .await;
-                return Ok(Outcome { code: 0 });
-            }
+            None => return Ok(stopped_before_start(&mut ctx).await),
         }
     }
     if !free_tasks.is_empty() {
         board.set_phase(Phase::Tasks);
-        let runner = Runner {
-            reaper: &ctx.reaper,
-            output: &ctx.output,
-            format,
-        };
         match until_stopped(tasks::run(&runner, &free_tasks, &environment.vars), &mut ctx.signals).await {
             Some(result) => result?,
-            None => {
-                stop_stragglers(
-                    &ctx.reaper,
-                    ctx.is_init,
-                    config::DEFAULT_STOP_TIMEOUT,
-                    false,
-                    &mut ctx.signals,
-                )
-                .await;
-                return Ok(Outcome { code: 0 });
-            }
+            None => return Ok(stopped_before_start(&mut ctx).await),
         }
     }
 
