@@ -93,6 +93,7 @@ fn run(cli: Cli, output: Output) -> Result<supervise::Outcome, Error> {
             }
         }
         let reaper = pid1::Reaper::new();
+        pid1::panic::install(reaper.clone(), is_init);
         let signals = pid1::signals::listen(reaper.clone()).map_err(|source| Error::Startup {
             what: "cannot read signals",
             source,

@@ -7,6 +7,7 @@
 //! pid; `spawn` starts a child in its own process group with a clean signal
 //! state and no inherited descriptors, and signals groups.
 
+pub mod panic;
 pub mod reaper;
 pub mod signals;
 pub mod spawn;

@@ -100,6 +100,16 @@ impl Reaper {
         Ok(child)
     }
 
+    /// The pids still awaited, each the leader of its process group. Never
+    /// blocks: from a panic hook the lock may be held (or poisoned) already.
+    pub fn registered(&self) -> Vec<Pid> {
+        match self.registry.try_lock() {
+            Ok(registry) => registry.owners.keys().copied().collect(),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner().owners.keys().copied().collect(),
+            Err(std::sync::TryLockError::WouldBlock) => Vec::new(),
+        }
+    }
+
     /// Reaps every child that has exited; call on each SIGCHLD.
     pub fn reap(&self) {
         let mut registry = self.lock();

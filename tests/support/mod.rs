@@ -135,7 +135,23 @@ impl Test {
         let stderr = Captured::start(child.stderr.take().expect("stderr"));
         Running {
             child,
+            raw_stdout: None,
             stdout,
+            stderr,
+            test: self,
+            status: None,
+        }
+    }
+
+    /// Starts it with nobody reading its stdout (a stalled `docker logs`).
+    pub fn start_unread_stdout(self) -> Running {
+        let mut child = self.command().spawn().expect("spawn supervisor");
+        let raw_stdout = child.stdout.take();
+        let stderr = Captured::start(child.stderr.take().expect("stderr"));
+        Running {
+            child,
+            raw_stdout,
+            stdout: Captured::start(std::io::empty()),
             stderr,
             test: self,
             status: None,
@@ -221,6 +237,8 @@ impl Captured {
 
 pub struct Running {
     child: Child,
+    /// Our end of the supervisor's stdout, when the test reads it itself.
+    raw_stdout: Option<std::process::ChildStdout>,
     pub stdout: Captured,
     pub stderr: Captured,
     test: Test,
@@ -248,6 +266,11 @@ impl Running {
         }
     }
 
+    /// The unread stdout of `start_unread_stdout`.
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.raw_stdout.take().expect("started with start_unread_stdout")
+    }
+
     /// Sends `signal` (a name such as "TERM") to the supervisor.
     pub fn signal(&self, signal: &str) {
         send(self.pid(), signal);
@@ -266,6 +289,9 @@ impl Running {
             .lines()
             .find(|l| l.contains("health server listening"))
             .expect("listening line");
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+            return json["address"].as_str().expect("address field").to_string();
+        }
         line.split("address=")
             .nth(1)
             .expect("address field")
