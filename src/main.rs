@@ -4,33 +4,20 @@
 //! signals, keep inherited descriptors from children), parses the command
 //! line, builds the runtime by hand (worker threads must inherit the mask,
 //! which `#[tokio::main]` would not guarantee), and turns the command's
-//! outcome into our exit code. It is the only place that exits.
+//! outcome into our exit code. It is the only place that exits. Everything
+//! else lives in the library (`src/lib.rs`).
 
-mod cli;
-mod commands;
-mod config;
-mod env;
-mod error;
-mod health;
-mod job;
-mod logs;
-mod migrate;
-mod pid1;
-mod plan;
-mod reach;
-mod supervise;
-mod tasks;
-mod wait_for;
 
 use std::time::Duration;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
-use crate::commands::Context;
-use crate::config::settings::Settings;
-use crate::error::Error;
-use crate::logs::Output;
+use supervisor::cli::{Cli, Command};
+use supervisor::commands::{self, Context};
+use supervisor::config::{self, settings::Settings};
+use supervisor::error::Error;
+use supervisor::logs::{self, Output};
+use supervisor::{pid1, supervise};
 
 fn main() {
     // PID 1 drops signals left at SIG_DFL, and threads inherit the mask: block

@@ -10,12 +10,12 @@
 //! `raw` mirrors the file, `validate` turns it into [`Config`], `procfile`
 //! reads the fallback format, `settings` reads the `SUPERVISOR_*` variables.
 
-mod procfile;
+pub mod procfile;
 mod raw;
 pub mod settings;
 mod validate;
 
-pub use validate::{parse_duration, DEFAULT_STOP_TIMEOUT};
+pub use validate::{parse_duration, parse_signal, DEFAULT_STOP_TIMEOUT};
 
 pub mod interpolate;
 
@@ -258,9 +258,15 @@ pub fn load(source: Source) -> Result<Config, ConfigError> {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    parse(&text, source, base_dir)
+}
+
+/// Validates config `text` as if read from `source`; no I/O besides user
+/// look-ups. Relative paths in it are resolved against `base_dir`.
+pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Config, ConfigError> {
     let result = match source.format {
-        Format::Toml => validate::from_toml(&text, source, base_dir),
-        Format::Procfile => validate::from_procfile(&text, source, base_dir),
+        Format::Toml => validate::from_toml(text, source, base_dir),
+        Format::Procfile => validate::from_procfile(text, source, base_dir),
     };
     result.map_err(|mut problems| {
         problems.sort();
