@@ -7,7 +7,6 @@
 //! outcome into our exit code. It is the only place that exits. Everything
 //! else lives in the library (`src/lib.rs`).
 
-
 use std::time::Duration;
 
 use clap::Parser;
