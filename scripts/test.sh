@@ -24,4 +24,13 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
+
+# Dependencies: licenses, duplicates/wildcards, sources (advisories need GitHub: see docs/security.md).
+command -v cargo-deny >/dev/null 2>&1 || cargo install cargo-deny --locked --quiet
+cargo deny --log-level error check licenses bans sources
+
+# A short smoke of every fuzz target, so they keep building and running
+# (scripts/fuzz.sh SECONDS for a real session).
+./scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
+
 cargo test --all-targets

@@ -1,0 +1,46 @@
+//! Arbitrary schemas and environments: loading, coercion and validation
+//! never panic, and no value of the environment appears in a report.
+#![no_main]
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+use supervisor::env::{self, coerce, schema::Schema, ContextInputs};
+
+const CANARY: &str = "QQcanaryQQ";
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (schema_text, env_text) = text.split_once('\u{0}').unwrap_or((text, ""));
+    let Ok(document) = serde_json::from_str::<serde_json::Value>(schema_text) else {
+        // Not JSON: still exercise coercion against simple schemas.
+        for schema in [
+            serde_json::json!({"type": "integer"}),
+            serde_json::json!({"type": "number"}),
+            serde_json::json!({"type": "boolean"}),
+            serde_json::json!({"type": "array", "items": {"type": "integer"}}),
+            serde_json::json!({"type": "object"}),
+        ] {
+            let _ = coerce::coerce(text, &schema);
+        }
+        return;
+    };
+    let Ok(schema) = Schema::from_document(Path::new("s.json"), document) else {
+        return;
+    };
+    // Every declared variable gets a value carrying the canary.
+    let mut vars: Vec<(OsString, OsString)> = schema
+        .properties
+        .keys()
+        .map(|name| (name.into(), format!("{CANARY}{env_text}").into()))
+        .collect();
+    let inputs = ContextInputs {
+        flag: None,
+        setting: None,
+    };
+    if let Ok(report) = env::validate(&schema, &mut vars, Some("APP_ENV"), &inputs) {
+        let rendered = report.text() + &report.json();
+        assert!(!rendered.contains(CANARY), "a value leaked into a report");
+    }
+});
