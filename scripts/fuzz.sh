@@ -13,7 +13,7 @@ cargo fuzz build -O
 status=0
 for target in $(cargo fuzz list); do
   log="$(mktemp)"
-  if cargo fuzz run -O "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 >"$log" 2>&1; then
+  if cargo fuzz run -O "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
     result=ok
   else
     result=CRASH

@@ -146,8 +146,9 @@ impl Parser<'_> {
         }
         self.skip_blanks();
         if self.peek() != Some(b'=') {
+            // Never name the word: a line with no `=` is most likely a pasted value.
             return Err(match self.peek() {
-                None | Some(b'\n' | b'\r') => format!("{key} has no `=`"),
+                None | Some(b'\n' | b'\r') => "expected KEY=VALUE (this line has no `=`)".to_string(),
                 _ => "expected KEY=VALUE (names use letters, digits and `_`)".to_string(),
             });
         }
@@ -286,6 +287,18 @@ mod tests {
         );
         let text_free = problems(b"TOKEN='s3cr3t' trailing\n");
         assert_eq!(text_free, [(1, "unexpected text after the closing quote".to_string())]);
+        // Found by the dotenv fuzz target: a bare word (a pasted token) was echoed.
+        let bare = problems(b"\nghp_s3cr3tTokenPastedAlone\n");
+        assert_eq!(bare, [(2, "expected KEY=VALUE (this line has no `=`)".to_string())]);
+    }
+
+    #[test]
+    fn fuzz_regressions() {
+        // Inputs the fuzz target (fuzz/fuzz_targets/dotenv.rs) once failed on.
+        let bare_word = include_bytes!("../../tests/fuzz-regressions/dotenv-bare-word-echoed");
+        for problem in parse(bare_word).unwrap_err() {
+            assert!(!problem.reason.contains("LLL"), "{}", problem.reason);
+        }
     }
 
     #[test]
