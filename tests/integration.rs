@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod config_errors;
+mod docs;
 mod env_check;
 mod exit_codes;
 mod faults;

@@ -1,0 +1,84 @@
+//! The docs and examples stay true: every TOML block in README.md and
+//! docs/*.md, and every examples/*/supervisor.toml, parses with the real
+//! config parser. (Users named in examples, such as `node`, need not exist here.)
+
+use std::path::{Path, PathBuf};
+
+use supervisor::config::{self, ConfigError, Format, Source};
+
+fn toml_blocks(markdown: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (index, line) in markdown.lines().enumerate() {
+        match &mut current {
+            None if line.trim_start() == "```toml" => current = Some((index + 2, String::new())),
+            Some(_) if line.trim_start() == "```" => blocks.extend(current.take()),
+            Some((_, text)) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+fn check(text: &str, origin: &str) {
+    let source = Source {
+        path: PathBuf::from(origin),
+        format: Format::Toml,
+    };
+    match config::parse(text, source, PathBuf::from(".")) {
+        Ok(_) => {}
+        Err(ConfigError::Invalid { problems }) => {
+            let real: Vec<String> = problems
+                .iter()
+                .filter(|p| !(p.key.ends_with(".user") && p.message.contains("does not exist")))
+                .map(ToString::to_string)
+                .collect();
+            assert!(real.is_empty(), "{origin} does not parse:\n{}", real.join("\n"));
+        }
+        Err(other) => panic!("{origin}: {other}"),
+    }
+}
+
+#[test]
+fn every_toml_block_in_the_docs_parses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).expect("docs/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    let mut checked = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read");
+        for (line, block) in toml_blocks(&text) {
+            check(
+                &block,
+                &format!("{}:{line}", file.strip_prefix(root).unwrap_or(&file).display()),
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} TOML blocks found");
+}
+
+#[test]
+fn every_example_config_parses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root).expect("examples/") {
+        let config = entry.expect("entry").path().join("supervisor.toml");
+        if config.exists() {
+            check(
+                &std::fs::read_to_string(&config).expect("read"),
+                &config.display().to_string(),
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1);
+}
