@@ -63,7 +63,7 @@ fn every_toml_block_in_the_docs_parses() {
             checked += 1;
         }
     }
-    assert!(checked >= 15, "only {checked} TOML blocks found");
+    assert!(checked >= 10, "only {checked} TOML blocks found");
 }
 
 #[test]
