@@ -33,4 +33,8 @@ cargo deny --log-level error check licenses bans sources
 # (scripts/fuzz.sh SECONDS for a real session).
 ./scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
 
+# A smoke of the benchmark harness, so it does not rot (bench/run.sh measures for real).
+cargo build --quiet
+python3 bench/harness.py --quick --only launch,respawn --binary target/debug/supervisor
+
 cargo test --all-targets

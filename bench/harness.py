@@ -1,0 +1,713 @@
+#!/usr/bin/env python3
+"""Benchmarks: supervisor side by side with tini, dumb-init, s6, supervisord,
+honcho and Horust, in one run on one machine. Medians over repeated runs,
+ratios to the best peer. Writes bench/out/*.csv, docs/benchmarks.md and
+docs/bench/*.png. These are measurements, never assertions.
+
+    python3 bench/harness.py [--quick] [--only METRIC,...]
+"""
+import argparse
+import csv
+import glob
+import os
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "bench", "out")
+DOCS = os.path.join(ROOT, "docs")
+SUPERVISOR = os.path.join(ROOT, "target", "release", "supervisor")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- /proc helpers
+
+def children(pid):
+    out = []
+    for path in glob.glob(f"/proc/{pid}/task/*/children"):
+        try:
+            out += [int(x) for x in open(path).read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def descendants(pid):
+    seen, stack = [], children(pid)
+    while stack:
+        p = stack.pop()
+        seen.append(p)
+        stack += children(p)
+    return seen
+
+
+def comm(pid):
+    try:
+        return open(f"/proc/{pid}/comm").read().strip()
+    except OSError:
+        return ""
+
+
+def status_field(pid, field):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def smaps_rollup(pid, field):
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError):
+        return None
+
+
+def wait_until(pred, timeout, step=0.0005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def kill_tree(proc):
+    for pid in descendants(proc.pid) + [proc.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+# ---------------------------------------------------------------- peers
+
+class Peer:
+    """Runs a set of named shell commands under one tool."""
+    name = "?"
+    restarts = False
+    logs = True
+
+    def available(self):
+        return True
+
+    def start(self, commands, workdir, restart=False, stdout=subprocess.DEVNULL):
+        raise NotImplementedError
+
+
+class Supervisor(Peer):
+    name = "supervisor"
+    restarts = True
+
+    def available(self):
+        return os.path.exists(SUPERVISOR)
+
+    def start(self, commands, workdir, restart=False, stdout=subprocess.DEVNULL):
+        lines = ['[health]\nlisten = "off"\n']
+        for name, cmd in commands.items():
+            lines.append(f"[process.{name}]\ncommand = {toml_str(cmd)}\n")
+            if restart:
+                lines.append('backoff = { initial = "0s", max = "0s" }\nmax_restarts = 1000000\nrestart_window = "1s"\n')
+            else:
+                lines.append('restart = "never"\n')
+        path = os.path.join(workdir, "supervisor.toml")
+        open(path, "w").write("".join(lines))
+        return subprocess.Popen([SUPERVISOR, "run", "--config", path], stdout=stdout, stderr=subprocess.DEVNULL,
+                                cwd=workdir, start_new_session=True, env=clean_env())
+
+
+class S6(Peer):
+    name = "s6"
+    restarts = True
+
+    def available(self):
+        return shutil.which("s6-svscan") is not None
+
+    def start(self, commands, workdir, restart=False, stdout=subprocess.DEVNULL):
+        scan = os.path.join(workdir, "scan")
+        os.makedirs(scan, exist_ok=True)
+        for name, cmd in commands.items():
+            d = os.path.join(scan, name)
+            os.makedirs(d, exist_ok=True)
+            run = os.path.join(d, "run")
+            open(run, "w").write(f"#!/bin/sh\nexec sh -c {sh_quote(cmd)}\n")
+            os.chmod(run, 0o755)
+            if not restart:
+                open(os.path.join(d, "finish"), "w").write("#!/bin/sh\ns6-svc -O .\n")
+                os.chmod(os.path.join(d, "finish"), 0o755)
+        return subprocess.Popen(["s6-svscan", scan], stdout=stdout, stderr=subprocess.DEVNULL, cwd=workdir,
+                                start_new_session=True, env=clean_env())
+
+
+class Supervisord(Peer):
+    name = "supervisord"
+    restarts = True
+
+    def available(self):
+        return shutil.which("supervisord") is not None
+
+    def start(self, commands, workdir, restart=False, stdout=subprocess.DEVNULL):
+        lines = [f"[supervisord]\nnodaemon=true\nlogfile={workdir}/sv.log\npidfile={workdir}/sv.pid\n"
+                 f"[unix_http_server]\nfile={workdir}/sv.sock\n"]
+        for name, cmd in commands.items():
+            lines.append(f"[program:{name}]\ncommand=sh -c {sh_quote(cmd)}\nstartsecs=0\n"
+                         f"autorestart={'true' if restart else 'false'}\nstartretries=1000000\n"
+                         "stdout_logfile=/dev/stdout\nstdout_logfile_maxbytes=0\n")
+        path = os.path.join(workdir, "sv.conf")
+        open(path, "w").write("".join(lines))
+        return subprocess.Popen(["supervisord", "-c", path], stdout=stdout, stderr=subprocess.DEVNULL, cwd=workdir,
+                                start_new_session=True, env=clean_env())
+
+
+class Honcho(Peer):
+    name = "honcho"
+
+    def available(self):
+        return shutil.which("honcho") is not None
+
+    def start(self, commands, workdir, restart=False, stdout=subprocess.DEVNULL):
+        path = os.path.join(workdir, "Procfile")
+        open(path, "w").write("".join(f"{n}: {c}\n" for n, c in commands.items()))
+        return subprocess.Popen(["honcho", "-f", path, "start"], stdout=stdout, stderr=subprocess.DEVNULL,
+                                cwd=workdir, start_new_session=True, env=clean_env())
+
+
+class Horust(Peer):
+    name = "horust"
+    restarts = True
+
+    def available(self):
+        return shutil.which("horust") is not None
+
+    def start(self, commands, workdir, restart=False, stdout=subprocess.DEVNULL):
+        services = os.path.join(workdir, "services")
+        os.makedirs(services, exist_ok=True)
+        for name, cmd in commands.items():
+            text = f'command = "sh -c {cmd_for_horust(cmd)}"\n'
+            if restart:
+                text += '[restart]\nstrategy = "always"\nbackoff = "0s"\nattempts = 1000000\n'
+            open(os.path.join(services, f"{name}.toml"), "w").write(text)
+        uds = os.path.join(workdir, "uds")
+        os.makedirs(uds, exist_ok=True)
+        return subprocess.Popen(["horust", "--services-path", services, "--uds-folder-path", uds], stdout=stdout,
+                                stderr=subprocess.DEVNULL, cwd=workdir, start_new_session=True, env=clean_env())
+
+
+PEERS = [Supervisor(), S6(), Honcho(), Horust(), Supervisord()]
+
+
+def toml_str(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def sh_quote(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def cmd_for_horust(cmd):
+    return sh_quote(cmd).replace('"', '\\"')
+
+
+def clean_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISOR_")}
+    env["NO_COLOR"] = "1"
+    return env
+
+
+# ---------------------------------------------------------------- metrics
+
+def metric_launch(reps):
+    """1. launch → 3 children running (ms)."""
+    rows = []
+    for peer in PEERS:
+        for _ in range(reps):
+            with tempfile.TemporaryDirectory() as wd:
+                t0 = time.monotonic()
+                proc = peer.start({f"c{i}": "exec sleep 61" for i in range(3)}, wd)
+                ok = wait_until(lambda: sum(1 for p in descendants(proc.pid) if comm(p) == "sleep") >= 3, 10)
+                t1 = time.monotonic()
+                kill_tree(proc)
+                if ok:
+                    rows.append((peer.name, (t1 - t0) * 1e3))
+    return rows
+
+
+def metric_rss_and_stop(reps):
+    """2. peak RSS with 3 idle children (kB), with its private parts; 3. SIGTERM → exit (ms)."""
+    rss, stop, anon, pss = [], [], [], []
+    for peer in PEERS:
+        for _ in range(reps):
+            with tempfile.TemporaryDirectory() as wd:
+                proc = peer.start({f"c{i}": "exec sleep 61" for i in range(3)}, wd)
+                if not wait_until(lambda: sum(1 for p in descendants(proc.pid) if comm(p) == "sleep") >= 3, 10):
+                    kill_tree(proc)
+                    continue
+                time.sleep(1.0)
+                rss.append((peer.name, status_field(proc.pid, "VmHWM")))
+                anon.append((peer.name, status_field(proc.pid, "RssAnon")))
+                pss.append((peer.name, smaps_rollup(proc.pid, "Pss")))
+                t0 = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                    stop.append((peer.name, (time.monotonic() - t0) * 1e3))
+                except subprocess.TimeoutExpired:
+                    pass
+                kill_tree(proc)
+    return rss, stop, anon, pss
+
+
+def metric_respawn(reps):
+    """4. child death → respawn, no backoff (ms between an exit and the next start)."""
+    rows = []
+    for peer in PEERS:
+        if not peer.restarts:
+            continue
+        with tempfile.TemporaryDirectory() as wd:
+            log = os.path.join(wd, "starts.log")
+            cmd = f"echo S $(date +%s%N) >> {log}; echo E $(date +%s%N) >> {log}; exit 1"
+            proc = peer.start({"crash": cmd}, wd, restart=True)
+            wait_until(lambda: os.path.exists(log) and sum(1 for _ in open(log)) >= 2 * (reps + 2), 8, 0.01)
+            kill_tree(proc)
+            if not os.path.exists(log):
+                continue
+            end = None
+            gaps = []
+            for line in open(log):
+                kind, at = line.split()
+                if kind == "E":
+                    end = int(at)
+                elif end is not None:
+                    gaps.append((int(at) - end) / 1e6)
+                    end = None
+            rows += [(peer.name, g) for g in gaps[:max(reps, 5)]]
+    return rows
+
+
+def metric_orphans(reps, storm):
+    """5. orphan storm: 10,000 orphans reaped (ms) and PID 1's peak RSS (kB), as PID 1."""
+    inits = {"supervisor": [SUPERVISOR, "exec", "--"], "tini": ["tini", "--"], "dumb-init": ["dumb-init", "--"]}
+    times, rss = [], []
+    for name, argv in inits.items():
+        if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
+            continue
+        for _ in range(reps):
+            out = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc"] + argv + [storm, "10000"],
+                                 capture_output=True, text=True, timeout=120, env=clean_env())
+            fields = dict(kv.split("=") for kv in out.stdout.split())
+            if fields.get("left") == "0":
+                times.append((name, float(fields["reaped_ms"])))
+                rss.append((name, int(fields["pid1_hwm_kb"])))
+    return times, rss
+
+
+def metric_logs(lines, size, writer):
+    """6. log relay: two children, `lines` lines of `size` bytes each, to a pipe."""
+    rows = []
+    for peer in PEERS:
+        if not peer.logs:
+            continue
+        with tempfile.TemporaryDirectory() as wd:
+            cmds = {"a": f"exec {writer} a {lines} {size}", "b": f"exec {writer} b {lines} {size}"}
+            t0 = time.monotonic()
+            proc = peer.start(cmds, wd, stdout=subprocess.PIPE)
+            counts = {"a": 0, "b": 0}
+            torn = 0
+            last_cpu = 0.0
+            deadline = time.monotonic() + 300
+            expected = 2 * lines
+            pending = b""
+            last_data = time.monotonic()
+            fd = proc.stdout.fileno()
+            # Ends when every line arrived, or nothing came for 3 s (lines torn or
+            # lost: the count stays short), or at the deadline.
+            while counts["a"] + counts["b"] < expected and time.monotonic() < deadline:
+                ready, _, _ = select.select([fd], [], [], 0.5)
+                if not ready:
+                    if time.monotonic() - last_data > 3:
+                        break
+                    continue
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                last_data = time.monotonic()
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    # Any prefix ("a.0 | ", "a | ", timestamps): find our "<id>-<seq>-xxx" part.
+                    for ident in (b"a", b"b"):
+                        at = line.find(ident + b"-")
+                        if at >= 0:
+                            parts = line[at:].split(b"-", 2)
+                            if len(parts) == 3 and parts[1].isdigit() and len(line) - at == size - 1:
+                                counts[ident.decode()] += 1
+                            else:
+                                torn += 1
+                            break
+                sample = cpu_seconds(proc.pid)
+                if sample is not None:
+                    last_cpu = sample
+            last_cpu = cpu_seconds(proc.pid) or last_cpu
+            wall = time.monotonic() - t0
+            kill_tree(proc)
+            lost = expected - counts["a"] - counts["b"]
+            rows.append((peer.name, wall, last_cpu, torn, max(lost, 0)))
+    return rows
+
+
+def metric_idle(seconds):
+    """9. idle cost: CPU seconds and wake-ups (context switches) per second, 3 idle children."""
+    rows = []
+    with tempfile.TemporaryDirectory() as wd:
+        procs = []
+        for peer in PEERS:
+            d = os.path.join(wd, peer.name)
+            os.makedirs(d)
+            procs.append((peer, peer.start({f"c{i}": "exec sleep 600" for i in range(3)}, d)))
+        time.sleep(2)
+
+        def sample(pid):
+            sw = (status_field(pid, "voluntary_ctxt_switches") or 0) + (status_field(pid, "nonvoluntary_ctxt_switches") or 0)
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                if int(tid) != pid:
+                    sw += sum(int(l.split()[1]) for l in open(f"/proc/{pid}/task/{tid}/status")
+                              if l.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+            return cpu_seconds(pid), sw
+        before = {peer.name: sample(p.pid) for peer, p in procs}
+        time.sleep(seconds)
+        for peer, p in procs:
+            cpu, sw = sample(p.pid)
+            rows.append((peer.name, (cpu - before[peer.name][0]) / seconds, (sw - before[peer.name][1]) / seconds))
+            kill_tree(p)
+    return rows
+
+
+def metric_health(seconds):
+    """8. /health under wrk, alone and with 300 junk connections."""
+    if shutil.which("wrk") is None:
+        return []
+    rows = []
+    with tempfile.TemporaryDirectory() as wd:
+        port = free_port()
+        open(os.path.join(wd, "s.toml"), "w").write(
+            f'[health]\nlisten = "127.0.0.1:{port}"\n[process.a]\ncommand = ["sleep", "600"]\n')
+        proc = subprocess.Popen([SUPERVISOR, "run", "--config", "s.toml"], cwd=wd, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True, env=clean_env())
+        wait_until(lambda: port_open(port), 10, 0.01)
+        for label in ("alone", "300 junk connections"):
+            junk = []
+            if label != "alone":
+                for i in range(300):
+                    s = socket.create_connection(("127.0.0.1", port))
+                    if i % 3 == 1:
+                        s.sendall(b"GET /health HTTP/1.1\r\nHost: x")
+                    elif i % 3 == 2:
+                        s.sendall(b"\x16\x03\x01garbage\r\n\r\n")
+                    junk.append(s)
+            out = subprocess.run(["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/health"],
+                                 capture_output=True, text=True).stdout
+            rps = float(next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec")))
+            p99 = next(l.split()[1] for l in out.splitlines() if l.strip().startswith("99%"))
+            rows.append((label, rps, to_ms(p99)))
+            for s in junk:
+                s.close()
+        kill_tree(proc)
+    return rows
+
+
+def metric_migrations(reps, quick):
+    """7. N replicas racing over one throwaway Postgres; ratio to one replica alone."""
+    pg = Postgres.start()
+    if pg is None:
+        return []
+    rows = []
+    try:
+        for sleep_s in (0, 2):
+            for n in ((1, 8) if quick else (1, 8, 16, 32)):
+                for rep in range(reps):
+                    db = f"m_{sleep_s}_{n}_{rep}"
+                    pg.sql(f"CREATE DATABASE {db}")
+                    with tempfile.TemporaryDirectory() as wd:
+                        os.makedirs(os.path.join(wd, "migrations"))
+                        open(os.path.join(wd, "migrations", "1_init.sql"), "w").write(
+                            f"CREATE TABLE t (id int);\nSELECT pg_sleep({sleep_s});\n")
+                        open(os.path.join(wd, "supervisor.toml"), "w").write(
+                            '[health]\nlisten = "off"\n[migrate]\ndir = "migrations"\n[process.a]\ncommand = "true"\n')
+                        env = clean_env()
+                        env["DATABASE_URL"] = pg.url(db)
+                        t0 = time.monotonic()
+                        procs = [subprocess.Popen([SUPERVISOR, "migrate"], cwd=wd, env=env, stdout=subprocess.DEVNULL,
+                                                  stderr=subprocess.DEVNULL) for _ in range(n)]
+                        codes = [p.wait(timeout=120) for p in procs]
+                        wall = time.monotonic() - t0
+                    if all(c == 0 for c in codes):
+                        rows.append((f"{n} replicas, {sleep_s}s migration", n, sleep_s, wall))
+    finally:
+        pg.stop()
+    return rows
+
+
+def metric_size_and_build(full):
+    """10. binary size (stripped) and cold build time."""
+    rows = [("supervisor", os.path.getsize(SUPERVISOR))]
+    for tool in ("tini", "dumb-init", "s6-svscan", "horust", "supervisord", "honcho"):
+        path = shutil.which(tool)
+        if path:
+            rows.append((tool, os.path.getsize(os.path.realpath(path))))
+    build = None
+    if full:
+        with tempfile.TemporaryDirectory() as target:
+            t0 = time.monotonic()
+            subprocess.run(["cargo", "build", "--release", "--quiet", "--target-dir", target], cwd=ROOT, check=True)
+            build = time.monotonic() - t0
+    return rows, build
+
+
+# ---------------------------------------------------------------- postgres
+
+class Postgres:
+    def __init__(self, wd, bin_dir, port):
+        self.wd, self.bin, self.port = wd, bin_dir, port
+
+    @staticmethod
+    def start():
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            return None
+        bin_dir = os.path.dirname(bins[-1])
+        wd = tempfile.mkdtemp()
+        os.chmod(wd, 0o755)
+        as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "65534:65534", wd], check=True)
+        data = os.path.join(wd, "data")
+        subprocess.run(as_user + [f"{bin_dir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port = free_port()
+        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {wd} -c fsync=off -c max_connections=300"
+        subprocess.run(as_user + [f"{bin_dir}/pg_ctl", "-D", data, "-l", f"{wd}/log", "-o", opts, "-w", "start"],
+                       check=True, stdout=subprocess.DEVNULL)
+        pg = Postgres(wd, bin_dir, port)
+        pg.as_user = as_user
+        return pg
+
+    def url(self, db):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{db}"
+
+    def sql(self, query):
+        subprocess.run([f"{self.bin}/psql", "-X", "-q", "-d", self.url("postgres"), "-c", query], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def stop(self):
+        subprocess.run(self.as_user + [f"{self.bin}/pg_ctl", "-D", f"{self.wd}/data", "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.wd, ignore_errors=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def to_ms(text):
+    for unit, factor in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    return float(text)
+
+
+# ---------------------------------------------------------------- report
+
+def summarize(rows, lower_is_better=True):
+    """peer → (median, min, max, n)."""
+    by = {}
+    for name, value in rows:
+        if value is not None:
+            by.setdefault(name, []).append(value)
+    return {k: (statistics.median(v), min(v), max(v), len(v)) for k, v in by.items()}
+
+
+def table(title, unit, stats, goal="", lower_is_better=True):
+    peers = {k: v for k, v in stats.items() if k != "supervisor"}
+    best = (min if lower_is_better else max)((v[0] for v in peers.values()), default=None)
+    lines = [f"### {title}\n", f"Goal: {goal}\n" if goal else "",
+             f"| tool | median ({unit}) | min – max | runs | ratio to best peer |", "|---|---|---|---|---|"]
+    for name, (med, lo, hi, n) in sorted(stats.items(), key=lambda kv: kv[1][0], reverse=not lower_is_better):
+        ratio = f"{med / best:.2f}×" if best else "–"
+        mark = "**" if name == "supervisor" else ""
+        lines.append(f"| {mark}{name}{mark} | {med:.2f} | {lo:.2f} – {hi:.2f} | {n} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(name, title, unit, stats):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    os.makedirs(os.path.join(DOCS, "bench"), exist_ok=True)
+    names = list(stats)
+    values = [stats[n][0] for n in names]
+    colors = ["#d62728" if n == "supervisor" else "#1f77b4" for n in names]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(names, values, color=colors)
+    ax.set_xlabel(unit)
+    ax.set_title(title)
+    if max(values) / max(min(values), 1e-9) > 100:
+        ax.set_xscale("log")
+    fig.tight_layout()
+    path = os.path.join(DOCS, "bench", f"{name}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"bench/{name}.png"
+
+
+def write_csv(name, header, rows):
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, f"{name}.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter runs (a smoke)")
+    parser.add_argument("--binary", default=None, help="the supervisor binary to measure [default: target/release]")
+    parser.add_argument("--only", default="", help="comma-separated metrics: launch,rss,respawn,orphans,logs,migrations,health,idle,size")
+    args = parser.parse_args()
+    global SUPERVISOR
+    if args.binary:
+        SUPERVISOR = os.path.abspath(args.binary)
+    only = set(filter(None, args.only.split(",")))
+    want = lambda m: not only or m in only
+    reps = 2 if args.quick else 7
+    build = os.path.join(OUT, "bin")
+    os.makedirs(build, exist_ok=True)
+    storm, writer = os.path.join(build, "storm"), os.path.join(build, "writer")
+    subprocess.run(["cc", "-O2", "-o", storm, os.path.join(ROOT, "bench", "storm.c")], check=True)
+    subprocess.run(["cc", "-O2", "-o", writer, os.path.join(ROOT, "bench", "writer.c")], check=True)
+    missing = [p.name for p in PEERS if not p.available()]
+    sections = [f"# Benchmarks\n\nGenerated by `bench/run.sh` on {time.strftime('%Y-%m-%d')} "
+                f"({os.cpu_count()} cores, {'quick' if args.quick else 'full'} run). Medians over repeated runs; "
+                f"ratios are to the best peer (lower is better unless said). Raw numbers: `bench/out/*.csv`.\n"
+                + (f"\nNot installed, so not measured: {', '.join(missing)}.\n" if missing else "")]
+    PEERS[:] = [p for p in PEERS if p.available()]
+
+    def add(key, title, unit, rows, goal="", lower=True):
+        stats = summarize(rows)
+        write_csv(key, ["tool", unit], rows)
+        picture = chart(key, title, unit, stats)
+        sections.append(table(title, unit, stats, goal, lower) + (f"\n![{title}]({picture})\n" if picture else ""))
+        print(f"bench: {key}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in stats.items()), flush=True)
+
+    if want("launch"):
+        add("launch", "1. Launch → 3 children running", "ms", metric_launch(reps), "≤ 0.3× s6")
+    if want("rss"):
+        rss, stop, anon, pss = metric_rss_and_stop(reps)
+        add("rss", "2. Peak RSS (VmHWM) with 3 idle children", "kB", rss, "≤ 3 MB")
+        add("rss_anon", "2b. Private anonymous memory (RssAnon) with 3 idle children", "kB", anon)
+        add("rss_pss", "2c. Proportional set size (PSS) with 3 idle children", "kB", pss)
+        add("stop", "3. SIGTERM → exit with 3 cooperative children", "ms", stop, "≤ 2 ms")
+    if want("respawn"):
+        add("respawn", "4. Child death → respawn, no backoff", "ms", metric_respawn(reps), "≤ 2 ms")
+    if want("orphans"):
+        times, rss = metric_orphans(max(2, reps // 2), storm)
+        add("orphans", "5a. 10,000 orphans reaped (as PID 1)", "ms", times, "≤ tini")
+        add("orphans_rss", "5b. PID 1 peak RSS during the orphan storm", "kB", rss)
+    if want("logs"):
+        for lines, size in ((100_000 if args.quick else 1_000_000, 100), (500 if args.quick else 2_000, 10_000)):
+            rows = metric_logs(lines, size, writer)
+            write_csv(f"logs_{size}", ["tool", "wall_s", "cpu_s", "torn", "lost"], rows)
+            honcho = next((r for r in rows if r[0] == "honcho"), None)
+            text = [f"### 6. Log relay: 2 × {lines:,} lines of {size:,} bytes to a pipe\n",
+                    "Goal: 0 torn, ≥ 5× honcho's throughput at ≤ 0.5× its CPU\n",
+                    "| tool | wall (s) | lines/s | supervisor CPU (s) | torn | lost | throughput vs honcho | CPU vs honcho |",
+                    "|---|---|---|---|---|---|---|---|"]
+            for name, wall, cpu, torn, lost in rows:
+                vs = f"{honcho[1] / wall:.2f}×" if honcho else "–"
+                cpu_vs = f"{cpu / honcho[2]:.2f}×" if honcho and honcho[2] else "–"
+                text.append(f"| {name} | {wall:.2f} | {2 * lines / wall:,.0f} | {cpu:.2f} | {torn} | {lost} | {vs} | {cpu_vs} |")
+            sections.append("\n".join(text) + "\n")
+            print(f"bench: logs {size}: {rows}", flush=True)
+    if want("migrations"):
+        rows = metric_migrations(2 if args.quick else 3, args.quick)
+        write_csv("migrations", ["case", "replicas", "migration_s", "wall_s"], rows)
+        alone = {s: statistics.median([w for _, n, s2, w in rows if n == 1 and s2 == s]) for _, _, s, _ in rows if any(n == 1 and s2 == s for _, n, s2, _ in rows)}
+        text = ["### 7. Migrations: replicas racing on one PostgreSQL\n",
+                "Goal: 32 replicas with a 2 s migration ≤ 1.15× one replica alone\n",
+                "| replicas | migration | median wall (s) | ratio to one alone |", "|---|---|---|---|"]
+        cases = sorted({(n, s) for _, n, s, _ in rows})
+        for n, s in cases:
+            med = statistics.median([w for _, n2, s2, w in rows if n2 == n and s2 == s])
+            text.append(f"| {n} | {s} s | {med:.2f} | {med / alone[s]:.2f}× |")
+        sections.append("\n".join(text) + "\n")
+        print(f"bench: migrations: {rows}", flush=True)
+    if want("health"):
+        rows = metric_health(3 if args.quick else 10)
+        write_csv("health", ["case", "requests_per_s", "p99_ms"], rows)
+        text = ["### 8. /health under load (wrk, 64 connections)\n", "Goal: p99 < 10 ms with the junk connections\n",
+                "| case | requests/s | p99 (ms) |", "|---|---|---|"]
+        text += [f"| {c} | {r:,.0f} | {p:.2f} |" for c, r, p in rows]
+        sections.append("\n".join(text) + "\n")
+        print(f"bench: health: {rows}", flush=True)
+    if want("idle"):
+        rows = metric_idle(10 if args.quick else 60)
+        write_csv("idle", ["tool", "cpu_s_per_s", "wakeups_per_s"], rows)
+        text = ["### 9. Idle cost with 3 idle children (no probes)\n", "Goal: ~0 (no polling tick)\n",
+                "| tool | CPU (ms per s) | wake-ups per s |", "|---|---|---|"]
+        text += [f"| {n} | {c * 1e3:.3f} | {w:.2f} |" for n, c, w in rows]
+        sections.append("\n".join(text) + "\n")
+        print(f"bench: idle: {rows}", flush=True)
+    if want("size"):
+        rows, build_s = metric_size_and_build(not args.quick)
+        write_csv("size", ["tool", "bytes"], rows)
+        text = ["### 10. Binary size and cold build\n", "| tool | bytes on disk |", "|---|---|"]
+        text += [f"| {n} | {b:,} |" for n, b in rows]
+        if build_s:
+            text.append(f"\nCold release build of supervisor (LTO): {build_s:.0f} s.")
+        sections.append("\n".join(text) + "\n")
+        print(f"bench: size: {rows} build={build_s}", flush=True)
+    if not args.quick:
+        open(os.path.join(DOCS, "benchmarks.md"), "w").write("\n".join(sections))
+        print("bench: wrote docs/benchmarks.md", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
