@@ -632,8 +632,10 @@ def main():
 
     def add(key, title, unit, rows, goal="", lower=True):
         stats = summarize(rows)
-        write_csv(key, ["tool", unit], rows)
-        picture = chart(key, title, unit, stats)
+        picture = None
+        if not args.quick:  # a smoke writes nothing: the committed report stays as measured
+            write_csv(key, ["tool", unit], rows)
+            picture = chart(key, title, unit, stats)
         sections.append(table(title, unit, stats, goal, lower) + (f"\n![{title}]({picture})\n" if picture else ""))
         print(f"bench: {key}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in stats.items()), flush=True)
 
@@ -654,7 +656,8 @@ def main():
     if want("logs"):
         for lines, size in ((100_000 if args.quick else 1_000_000, 100), (500 if args.quick else 2_000, 10_000)):
             rows = metric_logs(lines, size, writer)
-            write_csv(f"logs_{size}", ["tool", "wall_s", "cpu_s", "torn", "lost"], rows)
+            if not args.quick:
+                write_csv(f"logs_{size}", ["tool", "wall_s", "cpu_s", "torn", "lost"], rows)
             honcho = next((r for r in rows if r[0] == "honcho"), None)
             text = [f"### 6. Log relay: 2 × {lines:,} lines of {size:,} bytes to a pipe\n",
                     "Goal: 0 torn, ≥ 5× honcho's throughput at ≤ 0.5× its CPU\n",
@@ -668,7 +671,8 @@ def main():
             print(f"bench: logs {size}: {rows}", flush=True)
     if want("migrations"):
         rows = metric_migrations(2 if args.quick else 3, args.quick)
-        write_csv("migrations", ["case", "replicas", "migration_s", "wall_s"], rows)
+        if not args.quick:
+            write_csv("migrations", ["case", "replicas", "migration_s", "wall_s"], rows)
         alone = {s: statistics.median([w for _, n, s2, w in rows if n == 1 and s2 == s]) for _, _, s, _ in rows if any(n == 1 and s2 == s for _, n, s2, _ in rows)}
         text = ["### 7. Migrations: replicas racing on one PostgreSQL\n",
                 "Goal: 32 replicas with a 2 s migration ≤ 1.15× one replica alone\n",
@@ -681,7 +685,8 @@ def main():
         print(f"bench: migrations: {rows}", flush=True)
     if want("health"):
         rows = metric_health(3 if args.quick else 10)
-        write_csv("health", ["case", "requests_per_s", "p99_ms"], rows)
+        if not args.quick:
+            write_csv("health", ["case", "requests_per_s", "p99_ms"], rows)
         text = ["### 8. /health under load (wrk, 64 connections)\n", "Goal: p99 < 10 ms with the junk connections\n",
                 "| case | requests/s | p99 (ms) |", "|---|---|---|"]
         text += [f"| {c} | {r:,.0f} | {p:.2f} |" for c, r, p in rows]
@@ -689,7 +694,8 @@ def main():
         print(f"bench: health: {rows}", flush=True)
     if want("idle"):
         rows = metric_idle(10 if args.quick else 60)
-        write_csv("idle", ["tool", "cpu_s_per_s", "wakeups_per_s"], rows)
+        if not args.quick:
+            write_csv("idle", ["tool", "cpu_s_per_s", "wakeups_per_s"], rows)
         text = ["### 9. Idle cost with 3 idle children (no probes)\n", "Goal: ~0 (no polling tick)\n",
                 "| tool | CPU (ms per s) | wake-ups per s |", "|---|---|---|"]
         text += [f"| {n} | {c * 1e3:.3f} | {w:.2f} |" for n, c, w in rows]
@@ -697,7 +703,8 @@ def main():
         print(f"bench: idle: {rows}", flush=True)
     if want("size"):
         rows, build_s = metric_size_and_build(not args.quick)
-        write_csv("size", ["tool", "bytes"], rows)
+        if not args.quick:
+            write_csv("size", ["tool", "bytes"], rows)
         text = ["### 10. Binary size and cold build\n", "| tool | bytes on disk |", "|---|---|"]
         text += [f"| {n} | {b:,} |" for n, b in rows]
         if build_s:
