@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, Instances, Problem, Process};
+use crate::env;
 use crate::pid1::spawn::{self, Identity};
 
 /// One `[process.NAME]`, ready to spawn `instances` copies of.
@@ -79,22 +80,18 @@ pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Vec<Planne
             None => None,
         };
         let mut child_env: Vec<(OsString, OsString)> = env.to_vec();
-        let mut set = |name: &str, value: OsString| {
-            child_env.retain(|(existing, _)| existing != name);
-            child_env.push((name.into(), value));
-        };
         if let Some(identity) = &user {
-            set("HOME", identity.home.clone().into_os_string());
-            set("USER", identity.name.clone().into());
-            set("LOGNAME", identity.name.clone().into());
+            env::set(&mut child_env, "HOME", identity.home.clone());
+            env::set(&mut child_env, "USER", &identity.name);
+            env::set(&mut child_env, "LOGNAME", &identity.name);
         }
         for (name, template) in &process.env {
             match template.expand(&lookup) {
-                Ok(value) => set(name, value.into()),
+                Ok(value) => env::set(&mut child_env, name, value),
                 Err(err) => report(None, format!("process.{}.env.{name}", process.name), err.to_string()),
             }
         }
-        set("SUPERVISOR_PROCESS", process.name.clone().into());
+        env::set(&mut child_env, "SUPERVISOR_PROCESS", &process.name);
         planned.push(PlannedProcess {
             config: process.clone(),
             name: process.name.as_str().into(),

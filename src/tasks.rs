@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 
 use crate::config::Task;
+use crate::env;
 use crate::job::{Job, Runner};
 use crate::pid1::spawn;
 
@@ -31,10 +32,9 @@ pub fn start(runner: &Runner<'_>, task: &Task, env: &[(OsString, OsString)]) -> 
         let value = template
             .expand(&lookup)
             .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("env.{name}: {err}")))?;
-        env.retain(|(k, _)| k != name.as_str());
-        env.push((name.into(), value.into()));
+        env::set(&mut env, name, value);
     }
-    env.push(("SUPERVISOR_PROCESS".into(), format!("task.{}", task.name).into()));
+    env::set(&mut env, "SUPERVISOR_PROCESS", format!("task.{}", task.name));
     let user = match &task.user {
         Some(name) => Some(
             spawn::resolve_user(name).map_err(|message| std::io::Error::new(std::io::ErrorKind::NotFound, message))?,

@@ -5,7 +5,7 @@
 use crate::config::{self, ConfigError, Problem};
 use crate::error::Error;
 use crate::job::Runner;
-use crate::migrate::{self, db::Db, native, url::DatabaseUrl, MigrateError};
+use crate::migrate::{self, db::Db, native, MigrateError};
 use crate::supervise::Outcome;
 
 use super::Context;
@@ -47,18 +47,7 @@ async fn print_status(
     section: &config::MigrateSection,
     env: &[(std::ffi::OsString, std::ffi::OsString)],
 ) -> Result<Outcome, Error> {
-    let var = &section.database_url_env;
-    let raw = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == var.as_str())
-        .and_then(|(_, v)| v.to_str())
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| MigrateError::MissingUrl { var: var.clone() })?;
-    let url = DatabaseUrl::parse(raw).map_err(|reason| MigrateError::BadUrl {
-        var: var.clone(),
-        reason,
-    })?;
+    let url = migrate::database_url(section, env)?;
     let migrations = match &section.dir {
         Some(dir) => native::load(dir)?,
         None => Vec::new(),
@@ -71,11 +60,11 @@ async fn print_status(
     .await
     .map_err(|err| MigrateError::Refused {
         url: url.clone(),
-        error: url.scrub(&err.to_string()),
+        error: migrate::describe(&url, &err),
     })?;
     let applied = db.applied().await.map_err(|err| MigrateError::Database {
         url: url.clone(),
-        error: url.scrub(&err.to_string()),
+        error: migrate::describe(&url, &err),
     })?;
     db.close().await;
     let mut out = String::new();

@@ -70,16 +70,11 @@ impl Context {
         if let Some(report) = &environment.report {
             return report.context.clone();
         }
-        let from_var = section.context_var.as_ref().and_then(|var| {
-            environment
-                .vars
-                .iter()
-                .rev()
-                .find(|(k, _)| k == var.as_str())
-                .and_then(|(_, v)| v.to_str())
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        });
+        let from_var = section
+            .context_var
+            .as_ref()
+            .and_then(|var| crate::env::lookup_text(&environment.vars, var))
+            .map(str::to_string);
         flag.map(str::to_string)
             .or_else(|| self.settings.context.clone())
             .or(from_var)

@@ -111,12 +111,9 @@ fn apply_files(vars: &mut Vec<(OsString, OsString)>, files: &[PathBuf]) -> Resul
         match dotenv::parse(&text) {
             Ok(assignments) => {
                 for assignment in assignments {
-                    let key = OsString::from(&assignment.key);
-                    if real.contains(&key) {
-                        continue;
+                    if !real.iter().any(|k| *k == *assignment.key) {
+                        set(vars, &assignment.key, assignment.value);
                     }
-                    vars.retain(|(k, _)| *k != key);
-                    vars.push((key, assignment.value));
                 }
             }
             Err(bad) => problems.extend(bad.into_iter().map(|p| (shown(path), p.line, p.reason))),
@@ -134,11 +131,18 @@ fn shown(path: &Path) -> PathBuf {
     path.strip_prefix(".").unwrap_or(path).to_path_buf()
 }
 
-fn lookup<'a>(vars: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
+/// The value of `name` in an environment list (the last one wins, as in `execve`).
+pub fn lookup<'a>(vars: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
     vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_os_str())
 }
 
-fn set(vars: &mut Vec<(OsString, OsString)>, name: &str, value: String) {
+/// `name`'s value as text, when it is set, non-empty and UTF-8.
+pub fn lookup_text<'a>(vars: &'a [(OsString, OsString)], name: &str) -> Option<&'a str> {
+    lookup(vars, name).and_then(OsStr::to_str).filter(|v| !v.is_empty())
+}
+
+/// Sets `name`, replacing any earlier value.
+pub fn set(vars: &mut Vec<(OsString, OsString)>, name: &str, value: impl Into<OsString>) {
     vars.retain(|(k, _)| k != name);
     vars.push((name.into(), value.into()));
 }
@@ -176,7 +180,7 @@ fn resolve_context(
         .and_then(Value::as_str)
         .map(str::to_string);
     if let Some(var) = context_var {
-        if let Some(value) = lookup(vars, var).and_then(OsStr::to_str).filter(|v| !v.is_empty()) {
+        if let Some(value) = lookup_text(vars, var) {
             // A value outside the enum is reported by the schema; the rest is
             // checked in the default context, failing safe.
             if known(value) {

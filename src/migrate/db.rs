@@ -68,8 +68,11 @@ pub enum Db {
     MySql { conn: MySqlConnection, id: i64 },
 }
 
-/// Whether a failed connect is worth retrying (SPEC §4: the database not
-/// up yet) or final (wrong password, missing database, bad TLS settings).
+/// Whether an error is the connection's, not the statement's: worth a retry
+/// when connecting (SPEC §4: the database not up yet), and a reason to start
+/// the phase over when it happens mid-way (the server restarted; the open
+/// transaction rolled back). Wrong passwords, missing databases and SQL
+/// errors are final.
 pub fn is_transient(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
@@ -86,12 +89,6 @@ pub fn is_transient(err: &sqlx::Error) -> bool {
         }
         _ => false,
     }
-}
-
-/// A connection that went away mid-phase (server restarted, network cut):
-/// the phase is retried from the top, since the transaction rolled back.
-pub fn is_connection_lost(err: &sqlx::Error) -> bool {
-    is_transient(err)
 }
 
 impl Db {

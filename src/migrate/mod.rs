@@ -156,23 +156,7 @@ enum Attempt {
 
 pub async fn run(phase: &Phase<'_>) -> Result<Summary, MigrateError> {
     let started = std::time::Instant::now();
-    let var = &phase.config.database_url_env;
-    let raw = phase
-        .env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == var.as_str())
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| MigrateError::MissingUrl { var: var.clone() })?;
-    let raw = raw.to_str().ok_or_else(|| MigrateError::BadUrl {
-        var: var.clone(),
-        reason: "is not valid UTF-8".to_string(),
-    })?;
-    let url = DatabaseUrl::parse(raw).map_err(|reason| MigrateError::BadUrl {
-        var: var.clone(),
-        reason,
-    })?;
+    let url = database_url(phase.config, phase.env)?;
 
     // Problems with the files are found before touching the database.
     let migrations = match &phase.config.dir {
@@ -200,6 +184,22 @@ pub async fn run(phase: &Phase<'_>) -> Result<Summary, MigrateError> {
     }
 }
 
+/// The database to migrate: `[migrate].database_url_env` in the validated environment.
+pub fn database_url(config: &MigrateSection, env: &[(OsString, OsString)]) -> Result<DatabaseUrl, MigrateError> {
+    let var = &config.database_url_env;
+    let raw = crate::env::lookup(env, var)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| MigrateError::MissingUrl { var: var.clone() })?;
+    let raw = raw.to_str().ok_or_else(|| MigrateError::BadUrl {
+        var: var.clone(),
+        reason: "is not valid UTF-8".to_string(),
+    })?;
+    DatabaseUrl::parse(raw).map_err(|reason| MigrateError::BadUrl {
+        var: var.clone(),
+        reason,
+    })
+}
+
 /// The key under which the migration command's fingerprint is recorded.
 fn state_key(lock_name: &str) -> String {
     format!("command:{lock_name}")
@@ -218,7 +218,7 @@ async fn attempt(
         ($e:expr) => {
             match $e {
                 Ok(value) => value,
-                Err(err) if db::is_connection_lost(&err) => return Ok(Attempt::Lost(sql(err))),
+                Err(err) if db::is_transient(&err) => return Ok(Attempt::Lost(sql(err))),
                 Err(err) => {
                     return Err(MigrateError::Database {
                         url: url.clone(),
@@ -287,7 +287,7 @@ async fn attempt(
                 tracing::info!(migration = %migration.name, duration_ms = took.as_millis() as u64, "applied");
                 summary.applied.push((migration.name.clone(), took));
             }
-            Err(err) if db::is_connection_lost(&err) => return Ok(Attempt::Lost(sql(err))),
+            Err(err) if db::is_transient(&err) => return Ok(Attempt::Lost(sql(err))),
             Err(err) => {
                 return Err(MigrateError::Failed {
                     path: migration.path.clone(),
@@ -481,7 +481,7 @@ async fn connect(url: &DatabaseUrl, timeout: Duration) -> Result<Db, MigrateErro
 }
 
 /// A database error in words, with the SQLSTATE, and never the password.
-fn describe(url: &DatabaseUrl, err: &sqlx::Error) -> String {
+pub fn describe(url: &DatabaseUrl, err: &sqlx::Error) -> String {
     let text = match err {
         sqlx::Error::Database(db) => match db.code() {
             Some(code) => format!("{} (SQLSTATE {code})", db.message()),
