@@ -4,7 +4,6 @@
 //! it is never restarted. Only the reaper waits for it.
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::config::CommandLine;
-use crate::logs::lines::{self, Label, Stream};
+use crate::logs::lines::{self, Label};
 use crate::logs::Output;
 use crate::pid1::spawn::{self, Identity, Spec};
 use crate::pid1::{ExitStatus, Reaper};
@@ -43,12 +42,7 @@ impl Job {
         env: &[(OsString, OsString)],
         user: Option<&Identity>,
     ) -> std::io::Result<Job> {
-        if let Some(cwd) = cwd.filter(|cwd| !cwd.is_dir()) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("cwd {} is not a directory", cwd.display()),
-            ));
-        }
+        spawn::check_cwd(cwd)?;
         let mut std_command = spawn::command(&Spec {
             command,
             cwd,
@@ -64,16 +58,9 @@ impl Job {
         let pid = Pid::from_raw(child.id() as i32);
         let label = Arc::new(Label::named(label.into(), runner.format));
         let mut relays = JoinSet::new();
-        let pipes = [
-            (child.stdout.take().map(OwnedFd::from), Stream::Stdout),
-            (child.stderr.take().map(OwnedFd::from), Stream::Stderr),
-        ];
-        for (fd, stream) in pipes {
-            if let Some(pipe) = fd.and_then(|fd| tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()) {
-                let sink = runner.output.sink(stream).clone();
-                relays.spawn(lines::relay(pipe, label.clone(), stream, runner.format, sink));
-            }
-        }
+        runner
+            .output
+            .relay_child(&mut child, &label, runner.format, &mut relays);
         Ok(Job {
             pid,
             exit,

@@ -125,6 +125,37 @@ impl Output {
         }
     }
 
+    /// Takes `child`'s stdout and stderr pipes (when piped) and relays each,
+    /// line by line, to our own stream of the same name.
+    pub fn relay_child(
+        &self,
+        child: &mut std::process::Child,
+        label: &std::sync::Arc<lines::Label>,
+        format: lines::Format,
+        relays: &mut tokio::task::JoinSet<()>,
+    ) {
+        let pipes = [
+            (
+                child.stdout.take().map(std::os::fd::OwnedFd::from),
+                lines::Stream::Stdout,
+            ),
+            (
+                child.stderr.take().map(std::os::fd::OwnedFd::from),
+                lines::Stream::Stderr,
+            ),
+        ];
+        for (fd, stream) in pipes {
+            let Some(fd) = fd else { continue };
+            match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+                Ok(pipe) => {
+                    let sink = self.sink(stream).clone();
+                    relays.spawn(lines::relay(pipe, label.clone(), stream, format, sink));
+                }
+                Err(err) => ::tracing::error!(process = %label.process, error = %err, "cannot read an output pipe"),
+            }
+        }
+    }
+
     pub fn sink(&self, stream: lines::Stream) -> &Sink {
         match stream {
             lines::Stream::Stdout => &self.stdout,

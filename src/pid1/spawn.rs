@@ -183,6 +183,18 @@ fn claim_terminal() {
     }
 }
 
+/// A `cwd` that is not a directory, named: std would report it as a bare
+/// "No such file or directory", indistinguishable from a missing program.
+pub fn check_cwd(cwd: Option<&Path>) -> std::io::Result<()> {
+    match cwd {
+        Some(cwd) if !cwd.is_dir() => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("cwd {} is not a directory", cwd.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Sends `signal` to the process group led by `pid`; falls back to the pid
 /// itself when the group is gone (ESRCH), as a child may have left it.
 pub fn signal_group(pid: Pid, signal: Signal) {

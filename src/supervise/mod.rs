@@ -23,7 +23,6 @@ pub mod process;
 pub mod restart;
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::health::{self, Board};
-use crate::logs::lines::{self, Label, Stream};
+use crate::logs::lines::{self, Label};
 use crate::logs::Output;
 use crate::pid1::signals::{meaning, Meaning};
 use crate::pid1::spawn::{self, Spec};
@@ -580,15 +579,13 @@ impl Supervisor {
             crate::config::LogMode::Prefix => spawn::Output::Piped,
             crate::config::LogMode::Raw => spawn::Output::Inherit,
         };
-        let result = match &process.config.cwd {
-            Some(cwd) if !cwd.is_dir() => Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("cwd {} is not a directory", cwd.display()),
-            )),
-            cwd => {
+        let cwd = process.config.cwd.as_deref();
+        let result = match spawn::check_cwd(cwd) {
+            Err(err) => Err(err),
+            Ok(()) => {
                 let mut command = spawn::command(&Spec {
                     command: &process.config.command,
-                    cwd: cwd.as_deref(),
+                    cwd,
                     env: &env,
                     user: process.user.as_ref(),
                     output,
@@ -630,31 +627,14 @@ impl Supervisor {
                 } else {
                     self.start_live_probe(at, pid);
                 }
-                if let Some(stdout) = child.stdout.take() {
-                    self.relay(OwnedFd::from(stdout), label.clone(), Stream::Stdout);
-                }
-                if let Some(stderr) = child.stderr.take() {
-                    self.relay(OwnedFd::from(stderr), label, Stream::Stderr);
-                }
+                self.output
+                    .relay_child(&mut child, &label, self.options.format, &mut self.relays);
                 // `child` is dropped without waiting: only the reaper waits.
             }
             Err(err) => {
                 let code = spawn::spawn_error_code(&err);
                 tracing::error!(process = %process.name, instance = index, error = %err, "cannot start {}", process.config.command);
                 self.settle(at, ExitStatus::Exited(code), Duration::ZERO, now);
-            }
-        }
-    }
-
-    fn relay(&mut self, fd: OwnedFd, label: Arc<Label>, stream: Stream) {
-        match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-            Ok(pipe) => {
-                let sink = self.output.sink(stream).clone();
-                self.relays
-                    .spawn(lines::relay(pipe, label, stream, self.options.format, sink));
-            }
-            Err(err) => {
-                tracing::error!(process = %label.process, error = %err, "cannot read the output pipe")
             }
         }
     }
