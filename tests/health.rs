@@ -157,7 +157,8 @@ ready = {{ tcp = "127.0.0.1:{port}", interval = "50ms" }}
         web_started > db_ready + 300_000_000,
         "web started before api could be ready: {db_ready} {web_started}"
     );
-    let stderr = run.stderr.text();
+    // Our own lines travel on stderr, apart from the children's: wait for the last one read below.
+    let stderr = run.wait_stderr("started process=web", secs(10));
     let at = |needle: &str| {
         stderr
             .find(needle)

@@ -140,8 +140,9 @@ fn shutdown_order_is_the_reverse_of_depends_on() {
     for name in ["backend", "frontend", "worker"] {
         run.wait_stdout(&format!("{name}.0 | up"), secs(10));
     }
-    // Start order follows the dependencies.
-    let stderr = run.stderr.text();
+    // Start order follows the dependencies. Our own lines travel on stderr,
+    // a different pipe from the children's "up": wait for the last of them.
+    let stderr = run.wait_stderr("started process=worker", secs(10));
     let started = |name: &str| stderr.find(&format!("started process={name}")).expect("started line");
     assert!(
         started("backend") < started("frontend") && started("frontend") < started("worker"),

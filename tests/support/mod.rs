@@ -221,6 +221,22 @@ impl Captured {
         }
     }
 
+    /// Waits up to `timeout` for the stream to close; false if it did not
+    /// (a leftover process may hold it open).
+    pub fn closed_within(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (lock, cond) = &*self.inner;
+        let mut state = lock.lock().unwrap();
+        while !state.1 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = cond.wait_timeout(state, deadline - now).unwrap().0;
+        }
+        true
+    }
+
     /// Waits until the stream is closed (the writer exited).
     pub fn wait_closed(&self, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
@@ -319,6 +335,9 @@ impl Running {
                     .code()
                     .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
                 self.status = Some(code);
+                // What it wrote last may still be in the pipes: let the readers catch up.
+                self.stdout.closed_within(Duration::from_secs(5));
+                self.stderr.closed_within(Duration::from_secs(5));
                 return code;
             }
             if Instant::now() >= deadline {
