@@ -140,6 +140,13 @@ impl Reaper {
         }
     }
 
+    /// Whether any child is left, ours or adopted, after reaping the exited
+    /// ones. One `waitpid` answers it, where listing /proc would take several reads.
+    pub fn has_children(&self) -> bool {
+        self.reap();
+        *self.has_children.borrow()
+    }
+
     /// Resolves once we have no child left at all (every straggler reaped).
     pub async fn all_gone(&self) {
         self.reap();

@@ -678,8 +678,9 @@ pub async fn stop_stragglers(
     forced: bool,
     signals: &mut mpsc::UnboundedReceiver<Signal>,
 ) {
-    if !is_init && spawn::own_children().is_empty() {
-        reaper.reap();
+    // Every process of a PID namespace descends from its PID 1, and orphans
+    // come back to a subreaper: no child at all means no straggler.
+    if !reaper.has_children() {
         return;
     }
     if !forced {
