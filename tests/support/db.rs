@@ -120,15 +120,7 @@ impl Postgres {
             );
             (dir, bin)
         });
-        let dir = open_tempdir();
-        run(
-            Command::new("cp")
-                .arg("-a")
-                .arg(template.path().join("data"))
-                .arg(dir.path().join("data")),
-            "copy the template cluster",
-        );
-        chown_to_server_user(dir.path());
+        let dir = copy_of(template.path());
         let mut pg = Postgres {
             dir,
             bin: bin.clone(),
@@ -237,15 +229,7 @@ impl MariaDb {
             );
             dir
         });
-        let dir = open_tempdir();
-        run(
-            Command::new("cp")
-                .arg("-a")
-                .arg(template.path().join("data"))
-                .arg(dir.path().join("data")),
-            "copy the template datadir",
-        );
-        chown_to_server_user(dir.path());
+        let dir = copy_of(template.path());
         let port = free_port();
         let mut db = MariaDb { dir, port, child: None };
         db.start_server();
