@@ -22,7 +22,7 @@ pub fn answer<B>(request: &Request<B>, board: &Board) -> Response<Full<Bytes>> {
         return response;
     }
     let snapshot = board.snapshot();
-    let (status, _) = snapshot.status();
+    let (status, reason) = snapshot.status();
     let code = if status == Status::Ok {
         StatusCode::OK
     } else {
@@ -36,7 +36,7 @@ pub fn answer<B>(request: &Request<B>, board: &Board) -> Response<Full<Bytes>> {
             is_head,
         ),
         "/readyz" => {
-            let body = match snapshot.status() {
+            let body = match (status, reason) {
                 (Status::Ok, _) => "ok\n".to_string(),
                 (_, Some(reason)) => format!("{reason}\n"),
                 (_, None) => "not ready\n".to_string(),
