@@ -58,7 +58,8 @@ pub enum Status {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProcessStatus {
-    pub name: String,
+    /// Shared with the plan: publishing after every event must not allocate.
+    pub name: std::sync::Arc<str>,
     pub instance: u32,
     pub state: &'static str,
     pub pid: Option<i32>,

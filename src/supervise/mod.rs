@@ -339,7 +339,7 @@ impl Supervisor {
             .instances
             .iter()
             .map(|i| health::status::ProcessStatus {
-                name: self.processes[i.process].name.to_string(),
+                name: self.processes[i.process].name.clone(),
                 instance: i.index,
                 state: i.state.name(),
                 pid: i.state.pid().map(Pid::as_raw),
