@@ -112,7 +112,7 @@ fn a_crashed_process_is_restarted_and_the_others_keep_their_pids() {
         run.descendants().iter().any(|p| p.pid == worker),
         "the worker was disturbed"
     );
-    assert!(run.stderr.text().contains("killed by SIGKILL; restarting"));
+    run.wait_stderr("killed by SIGKILL; restarting", secs(10));
     run.signal("TERM");
     assert_eq!(run.wait_exit(secs(10)), 0);
 }
