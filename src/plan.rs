@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigError, Instances, Problem, Process};
+use crate::config::{validate, Config, ConfigError, Instances, Problem, Process};
 use crate::env;
 use crate::pid1::spawn::{self, Identity};
 
@@ -29,6 +29,42 @@ impl PlannedProcess {
         let mut env = self.env.clone();
         env.push(("SUPERVISOR_INSTANCE".into(), index.to_string().into()));
         env
+    }
+}
+
+/// A `wait_for` target with its `${…}` expanded; `shown` is the text as
+/// written in the file, the only form that reaches logs and messages.
+#[derive(Debug, Clone)]
+pub struct WaitTarget {
+    pub shown: String,
+    pub address: String,
+}
+
+/// Expands `wait_for`, checking the shape of what the environment filled in.
+pub fn wait_targets(config: &Config, env: &[(OsString, OsString)]) -> Result<Vec<WaitTarget>, ConfigError> {
+    let lookup: HashMap<OsString, OsString> = env.iter().cloned().collect();
+    let mut problems = Vec::new();
+    let mut targets = Vec::new();
+    for target in &config.wait_for {
+        let problem = |message: String| Problem {
+            file: config.source.path.clone(),
+            line: Some(target.line),
+            key: "wait_for".to_string(),
+            message,
+        };
+        match target.template.expand(&lookup) {
+            Ok(address) if validate::is_wait_target(&address) => targets.push(WaitTarget {
+                shown: target.text.clone(),
+                address,
+            }),
+            Ok(_) => problems.push(problem(validate::wait_target_error(&target.text))),
+            Err(err) => problems.push(problem(err.to_string())),
+        }
+    }
+    if problems.is_empty() {
+        Ok(targets)
+    } else {
+        Err(ConfigError::Invalid { problems })
     }
 }
 

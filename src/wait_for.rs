@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::plan::WaitTarget;
 use crate::reach;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,28 +18,32 @@ pub struct WaitError {
 }
 
 /// Waits until every target answers, or fails naming the first that never did.
-pub async fn wait_all(targets: &[String], timeout: Duration) -> Result<(), WaitError> {
+pub async fn wait_all(targets: &[WaitTarget], timeout: Duration) -> Result<(), WaitError> {
     let started = Instant::now();
     let deadline = started + timeout;
     for target in targets {
         let mut delay = Duration::from_millis(100);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let attempt = reach::target(target, left.clamp(Duration::from_millis(1), Duration::from_secs(2))).await;
+            let attempt = reach::target(
+                &target.address,
+                left.clamp(Duration::from_millis(1), Duration::from_secs(2)),
+            )
+            .await;
             match attempt {
                 Ok(()) => {
-                    tracing::info!(target = %target, "reachable");
+                    tracing::info!(target = %target.shown, "reachable");
                     break;
                 }
                 Err(last_error) => {
                     if Instant::now() + delay >= deadline {
                         return Err(WaitError {
-                            target: target.clone(),
+                            target: target.shown.clone(),
                             waited: started.elapsed().max(timeout),
                             last_error,
                         });
                     }
-                    tracing::info!(target = %target, error = %last_error, delay_ms = delay.as_millis() as u64, "waiting");
+                    tracing::info!(target = %target.shown, error = %last_error, delay_ms = delay.as_millis() as u64, "waiting");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }

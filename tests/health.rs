@@ -235,6 +235,53 @@ fn wait_for_gives_up_after_wait_timeout_naming_the_target() {
 }
 
 #[test]
+fn wait_for_targets_take_hosts_from_the_environment_without_printing_them() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let config = "wait_for = [\"tcp://${REDIS_HOST:-redis}:${REDIS_PORT}\"]\n[process.web]\ncommand = \"echo started\"\nrestart = \"never\"\n";
+    let finished = Test::new()
+        .config(config)
+        .env("REDIS_HOST", "127.0.0.1")
+        .env("REDIS_PORT", &port.to_string())
+        .args(["run"])
+        .run();
+    finished.assert_code(0);
+    assert!(finished.stdout.contains("web.0 | started"), "{}", finished.stdout);
+    assert!(
+        finished.stderr.contains("tcp://${REDIS_HOST:-redis}:${REDIS_PORT}"),
+        "{}",
+        finished.stderr
+    );
+    assert!(!finished.stderr.contains(&port.to_string()), "{}", finished.stderr);
+
+    // Unset, or filled with something that is not a port: config errors that start nothing.
+    let unset = Test::new().config(config).args(["run"]).run();
+    unset.assert_code(78);
+    assert!(
+        unset
+            .stderr
+            .contains("supervisor.toml:1: wait_for: variable REDIS_PORT is not set"),
+        "{}",
+        unset.stderr
+    );
+    let bad = Test::new()
+        .config(config)
+        .env("REDIS_PORT", "sixty-three-seventy-nine")
+        .args(["run"])
+        .run();
+    bad.assert_code(78);
+    assert!(
+        bad.stderr
+            .contains("wait_for: invalid target \"tcp://${REDIS_HOST:-redis}:${REDIS_PORT}\""),
+        "{}",
+        bad.stderr
+    );
+    assert!(!bad.stderr.contains("sixty-three"), "{}", bad.stderr);
+    assert!(unset.stdout.is_empty() && bad.stdout.is_empty());
+    drop(listener);
+}
+
+#[test]
 fn idle_and_garbage_connections_do_not_stall_health() {
     let mut run = Test::new()
         .config("[process.web]\ncommand = \"sleep 1000\"\n")

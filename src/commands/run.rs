@@ -32,6 +32,7 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
     }
 
     let planned = plan::build(&config, &environment.vars)?;
+    let wait_targets = plan::wait_targets(&config, &environment.vars)?;
 
     // 3. The health server, so orchestrators see `starting` from now on.
     let board = Board::new();
@@ -47,14 +48,9 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
     }
 
     // 4. Whatever lives outside the container.
-    if !config.wait_for.is_empty() {
+    if !wait_targets.is_empty() {
         board.set_phase(Phase::WaitingFor);
-        match until_stopped(
-            wait_for::wait_all(&config.wait_for, config.wait_timeout),
-            &mut ctx.signals,
-        )
-        .await
-        {
+        match until_stopped(wait_for::wait_all(&wait_targets, config.wait_timeout), &mut ctx.signals).await {
             Some(result) => result?,
             None => return Ok(stopped_before_start(&mut ctx).await),
         }

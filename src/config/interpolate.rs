@@ -80,6 +80,11 @@ impl Template {
         Ok(Template { pieces })
     }
 
+    /// True when the text has no `${…}` reference, so it can be checked before the environment exists.
+    pub fn is_literal(&self) -> bool {
+        self.pieces.iter().all(|piece| matches!(piece, Piece::Text(_)))
+    }
+
     /// Expands against `env`. An empty value counts as unset, as in the shell's `:-`.
     pub fn expand(&self, env: &HashMap<OsString, OsString>) -> Result<String, TemplateError> {
         let mut out = String::new();

@@ -13,7 +13,7 @@
 pub mod procfile;
 mod raw;
 pub mod settings;
-mod validate;
+pub(crate) mod validate;
 
 pub use validate::{parse_duration, parse_signal, DEFAULT_STOP_TIMEOUT};
 
@@ -48,13 +48,23 @@ pub struct Config {
     /// Relative paths in the file (`cwd`, `[env].files`, `[migrate].dir`) are
     /// relative to the config file's folder, as in docker compose.
     pub base_dir: PathBuf,
-    pub wait_for: Vec<String>,
+    pub wait_for: Vec<WaitTarget>,
     pub wait_timeout: Duration,
     pub env: EnvSection,
     pub health: HealthSection,
     pub migrate: Option<MigrateSection>,
     pub tasks: Vec<Task>,
     pub processes: Vec<Process>,
+}
+
+/// One `wait_for` entry. Hosts often come from the environment
+/// (`tcp://${REDIS_HOST:-redis}:6379`), so messages show `text` as written and
+/// never the expanded value.
+#[derive(Debug, Clone)]
+pub struct WaitTarget {
+    pub text: String,
+    pub template: Template,
+    pub line: usize,
 }
 
 #[derive(Debug, Clone, Default)]

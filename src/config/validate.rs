@@ -19,7 +19,7 @@ use super::procfile;
 use super::raw::{self, Condition, RawCommand, RawConfig, RawDependsOn, RawInstances, RawProbe, RawProcess};
 use super::{
     Backoff, Check, CommandLine, Config, Dependency, EnvSection, HealthSection, Instances, LogMode, MigrateSection,
-    Probe, Problem, Process, RestartMode, RestartPolicy, Source, Task, DEFAULT_HEALTH_LISTEN,
+    Probe, Problem, Process, RestartMode, RestartPolicy, Source, Task, WaitTarget, DEFAULT_HEALTH_LISTEN,
 };
 
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -324,25 +324,43 @@ pub fn from_procfile(text: &str, source: Source, base_dir: PathBuf) -> Result<Co
     })
 }
 
-fn check_wait_for(checker: &mut Checker, targets: &[Spanned<String>]) -> Vec<String> {
+fn check_wait_for(checker: &mut Checker, targets: &[Spanned<String>]) -> Vec<WaitTarget> {
+    let mut checked = Vec::new();
     for target in targets {
         let text = target.get_ref();
-        let valid = match text.split_once("://") {
-            Some(("tcp", rest)) => rest
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
-            Some(("http", rest)) => !rest.is_empty(),
-            _ => false,
-        };
-        if !valid {
-            checker.report(
-                Some(target.span()),
-                "wait_for",
-                format!("invalid target {text:?} (expected \"tcp://host:port\" or \"http://host:port/path\")"),
-            );
+        let line = checker.line_of(target.span());
+        match Template::parse(text) {
+            Ok(template) => {
+                // A target built from the environment is checked once it is expanded (plan.rs).
+                if template.is_literal() && !is_wait_target(text) {
+                    checker.report(Some(target.span()), "wait_for", wait_target_error(text));
+                }
+                checked.push(WaitTarget {
+                    text: text.clone(),
+                    template,
+                    line,
+                });
+            }
+            Err(err) => checker.report(Some(target.span()), "wait_for", err.to_string()),
         }
     }
-    targets.iter().map(|target| target.get_ref().clone()).collect()
+    checked
+}
+
+/// `tcp://host:port` or `http://…`: what `reach::target` understands.
+pub(crate) fn is_wait_target(text: &str) -> bool {
+    match text.split_once("://") {
+        Some(("tcp", rest)) => rest
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
+        Some(("http", rest)) => !rest.is_empty(),
+        _ => false,
+    }
+}
+
+/// Quotes the target as written in the file (never an expanded value).
+pub(crate) fn wait_target_error(written: &str) -> String {
+    format!("invalid target {written:?} (expected \"tcp://host:port\" or \"http://host:port/path\")")
 }
 
 fn check_health(checker: &mut Checker, health: Option<&raw::RawHealth>) -> HealthSection {
