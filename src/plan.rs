@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::sync::Arc;
 
-use crate::config::{validate, Config, ConfigError, Instances, Problem, Process};
+use crate::config::{validate, Check, Config, ConfigError, Instances, Problem, Process, Template};
 use crate::env;
 use crate::pid1::spawn::{self, Identity};
 
@@ -30,6 +30,25 @@ impl PlannedProcess {
         env.push(("SUPERVISOR_INSTANCE".into(), index.to_string().into()));
         env
     }
+}
+
+/// Expands `${…}` in an `http`/`tcp` probe from the process's own environment,
+/// so `http://127.0.0.1:${PORT}/health` follows the port the process was given.
+/// Messages never quote the expanded text.
+fn expand_probe(check: &mut Check, env: &HashMap<OsString, OsString>) -> Result<(), String> {
+    let (text, is_valid): (&mut String, fn(&str) -> bool) = match check {
+        Check::Http(url) => (url, |url| url.starts_with("http://")),
+        Check::Tcp(address) => (address, validate::is_probe_address),
+        Check::Exec(_) => return Ok(()),
+    };
+    let expanded = Template::parse(text)
+        .and_then(|template| template.expand(env))
+        .map_err(|err| err.to_string())?;
+    if !is_valid(&expanded) {
+        return Err(format!("{text:?} does not expand to a valid target"));
+    }
+    *text = expanded;
+    Ok(())
 }
 
 /// A `wait_for` target with its `${…}` expanded; `shown` is the text as
@@ -128,8 +147,17 @@ pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Vec<Planne
             }
         }
         env::set(&mut child_env, "SUPERVISOR_PROCESS", &process.name);
+        let mut config = process.clone();
+        let process_lookup: HashMap<OsString, OsString> = child_env.iter().cloned().collect();
+        for (kind, probe) in [("ready", &mut config.ready), ("live", &mut config.live)] {
+            if let Some(probe) = probe {
+                if let Err(message) = expand_probe(&mut probe.check, &process_lookup) {
+                    report(None, format!("process.{}.{kind}", process.name), message);
+                }
+            }
+        }
         planned.push(PlannedProcess {
-            config: process.clone(),
+            config,
             name: process.name.as_str().into(),
             instances,
             env: child_env,

@@ -282,6 +282,43 @@ fn wait_for_targets_take_hosts_from_the_environment_without_printing_them() {
 }
 
 #[test]
+fn probes_expand_variables_from_the_process_environment() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let config = "[process.web]\ncommand = \"sleep 1000\"\nenv = { PORT = \"${APP_PORT}\" }\nready = { tcp = \"127.0.0.1:${PORT}\", interval = \"50ms\" }\n";
+    let mut run = Test::new()
+        .config(config)
+        .env("APP_PORT", &port.to_string())
+        .args(["run"])
+        .start();
+    let address = run.health_address();
+    wait_health(&address, secs(5), "web ready through its own PORT", |code, json| {
+        code == 200 && json["processes"][0]["ready"] == true
+    });
+    run.signal("TERM");
+    assert_eq!(run.wait_exit(secs(10)), 0);
+
+    let unset = Test::new().config(config).args(["run"]).run();
+    unset.assert_code(78);
+    assert!(
+        unset
+            .stderr
+            .contains("process.web.env.PORT: variable APP_PORT is not set"),
+        "{}",
+        unset.stderr
+    );
+    let bad = Test::new().config(config).env("APP_PORT", "http").args(["run"]).run();
+    bad.assert_code(78);
+    assert!(
+        bad.stderr
+            .contains("process.web.ready: \"127.0.0.1:${PORT}\" does not expand to a valid target"),
+        "{}",
+        bad.stderr
+    );
+    drop(listener);
+}
+
+#[test]
 fn idle_and_garbage_connections_do_not_stall_health() {
     let mut run = Test::new()
         .config("[process.web]\ncommand = \"sleep 1000\"\n")

@@ -559,7 +559,16 @@ fn check_probe(checker: &mut Checker, probe: &Spanned<RawProbe>, key: &str, defa
     if checks.iter().filter(|&&set| set).count() != 1 {
         checker.report(span.clone(), key, "needs exactly one of `http`, `tcp` or `exec`");
     }
+    // `${VAR}` is expanded per process (plan.rs), so `${PORT}` is the process's own port.
+    let literal = |checker: &mut Checker, text: &str| match Template::parse(text) {
+        Ok(template) => Some(template.is_literal()),
+        Err(err) => {
+            checker.report(span.clone(), key, err.to_string());
+            None
+        }
+    };
     let check = if let Some(url) = &raw.http {
+        literal(checker, url);
         if !url.starts_with("http://") {
             checker.report(
                 span.clone(),
@@ -569,10 +578,7 @@ fn check_probe(checker: &mut Checker, probe: &Spanned<RawProbe>, key: &str, defa
         }
         Check::Http(url.clone())
     } else if let Some(address) = &raw.tcp {
-        if address
-            .rsplit_once(':')
-            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
-        {
+        if literal(checker, address) == Some(true) && !is_probe_address(address) {
             checker.report(span.clone(), format!("{key}.tcp"), "must be host:port");
         }
         Check::Tcp(address.clone())
@@ -593,6 +599,13 @@ fn check_probe(checker: &mut Checker, probe: &Spanned<RawProbe>, key: &str, defa
         failure_threshold,
         success_threshold,
     }
+}
+
+/// `host:port`, the shape a `tcp` probe needs.
+pub(crate) fn is_probe_address(address: &str) -> bool {
+    address
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
 }
 
 /// Unknown names, cycles, and conditions that can never hold (SPEC §2: never hang).
