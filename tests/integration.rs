@@ -8,6 +8,7 @@ mod cli;
 mod config_errors;
 mod docs;
 mod env_check;
+mod examples;
 mod exit_codes;
 mod faults;
 mod health;

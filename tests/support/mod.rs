@@ -22,6 +22,8 @@ pub struct Test {
     as_pid1: bool,
     shell: Option<String>,
     clean_env: bool,
+    /// Folder under `dir` to run in (an example's copy).
+    subdir: Option<String>,
 }
 
 impl Default for Test {
@@ -39,7 +41,32 @@ impl Test {
             as_pid1: false,
             shell: None,
             clean_env: false,
+            subdir: None,
         }
+    }
+
+    /// A copy of `examples/NAME`, beside the shared `examples/stand-ins` it
+    /// requires, run from the example's folder with the stand-in tools (`npx`
+    /// for Prisma, `cloudflared`) first on PATH. A copy, so runs never write
+    /// into the repository.
+    pub fn example(name: &str) -> Test {
+        let mut test = Test::new();
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        for folder in [name, "stand-ins"] {
+            let status = Command::new("cp")
+                .arg("-a")
+                .arg(examples.join(folder))
+                .arg(test.path())
+                .status()
+                .expect("cp");
+            assert!(status.success(), "cannot copy examples/{folder}");
+        }
+        let mut path = OsString::from(test.path().join("stand-ins/bin"));
+        path.push(":");
+        path.push(std::env::var_os("PATH").unwrap_or_default());
+        test.env.push(("PATH".into(), path));
+        test.subdir = Some(name.to_string());
+        test
     }
 
     /// Writes `supervisor.toml` in the test's directory.
@@ -48,7 +75,7 @@ impl Test {
     }
 
     pub fn file(self, name: &str, text: &str) -> Test {
-        let path = self.dir.path().join(name);
+        let path = self.path().join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("mkdir");
         }
@@ -91,8 +118,12 @@ impl Test {
         self
     }
 
-    pub fn path(&self) -> &Path {
-        self.dir.path()
+    /// The folder it runs in.
+    pub fn path(&self) -> PathBuf {
+        match &self.subdir {
+            Some(subdir) => self.dir.path().join(subdir),
+            None => self.dir.path().to_path_buf(),
+        }
     }
 
     fn command(&self) -> Command {
@@ -114,7 +145,7 @@ impl Test {
         }
         command
             .args(&self.args)
-            .current_dir(self.dir.path())
+            .current_dir(self.path())
             .env_remove("SUPERVISOR_CONFIG")
             .env_remove("SUPERVISOR_LOG_FORMAT")
             .env_remove("SUPERVISOR_CONTEXT")
@@ -262,8 +293,18 @@ pub struct Running {
 }
 
 impl Running {
+    /// The last value the test gave `name` with [`Test::env`].
+    pub fn env(&self, name: &str) -> Option<String> {
+        self.test
+            .env
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.to_string_lossy().into_owned())
+    }
+
     pub fn dir(&self) -> PathBuf {
-        self.test.dir.path().to_path_buf()
+        self.test.path()
     }
 
     /// The supervisor's pid as seen from here (inside the namespace it is 1).

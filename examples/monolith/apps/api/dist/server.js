@@ -1,0 +1,3 @@
+// Stand-in for the compiled API (your `tsc`/`nest build` output lands here).
+// The real server reads the same variables: PORT, DATABASE_URL, SESSION_SECRET…
+require("../../../../stand-ins/http-app.js").serve({ name: "api" });
