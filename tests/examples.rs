@@ -114,3 +114,113 @@ fn monolith_migrates_once_then_runs_api_instances_web_and_bot_in_order() {
 fn run_env(run: &Running, name: &str) -> String {
     run.env(name).unwrap_or_else(|| panic!("{name} not set"))
 }
+
+fn compose_stack(database_url: &str) -> Test {
+    Test::example("compose-stack")
+        .env("DATABASE_URL", database_url)
+        .env("PORT", &free_port().to_string())
+        .env("PUBLIC_URL", "https://app.example.com")
+        .env("SESSION_SECRET", CANARY)
+}
+
+/// A slow backfill appended to the example's Drizzle migrations, so replicas
+/// starting together are certain to overlap inside the migrator.
+fn add_slow_drizzle_migration(test: Test) -> Test {
+    let journal_path = test.path().join("drizzle/meta/_journal.json");
+    let mut journal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&journal_path).expect("journal")).expect("journal JSON");
+    journal["entries"]
+        .as_array_mut()
+        .expect("entries")
+        .push(serde_json::json!({"idx": 1, "version": "7", "when": 1767690000000u64, "tag": "0001_backfill", "breakpoints": true}));
+    test.file("drizzle/meta/_journal.json", &journal.to_string()).file(
+        "drizzle/0001_backfill.sql",
+        "ALTER TABLE \"users\" ADD COLUMN \"display_name\" text;\n--> statement-breakpoint\nUPDATE \"users\" SET \"display_name\" = \"email\";\n--> statement-breakpoint\nSELECT pg_sleep(2);\n",
+    )
+}
+
+#[test]
+fn compose_stack_replicas_racing_through_drizzle_apply_once_only_under_the_lock() {
+    node_available();
+    let pg = Postgres::start();
+
+    // Without supervisor: four replicas run drizzle's migrator at once. Each
+    // reads "nothing applied" before any commits, so all but one fail (or
+    // apply twice). This is the bug the lock exists for.
+    let unlocked_url = pg.create_database("unlocked");
+    let unlocked = add_slow_drizzle_migration(compose_stack(&unlocked_url));
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new("node")
+                .arg("scripts/migrate.js")
+                .current_dir(unlocked.path())
+                .env("DATABASE_URL", &unlocked_url)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("node")
+        })
+        .collect();
+    let failed = racers
+        .into_iter()
+        .map(|racer| racer.wait_with_output().expect("wait"))
+        .filter(|out| !out.status.success())
+        .count();
+    let recorded = pg.sql("unlocked", "SELECT count(*) FROM drizzle.__drizzle_migrations");
+    eprintln!("without the lock: {failed} of 4 replicas failed, {recorded} history rows");
+    assert!(
+        failed > 0 || recorded != "2",
+        "four unlocked replicas raced cleanly: the race test proves nothing"
+    );
+
+    // With supervisor: the same four replicas, each a whole `supervisor run`.
+    let url = pg.create_database("app");
+    let mut replicas: Vec<Running> = (0..4)
+        .map(|_| add_slow_drizzle_migration(compose_stack(&url)).args(["run"]).start())
+        .collect();
+    for replica in &replicas {
+        let address = replica.health_address();
+        wait_health(&address, secs(60), "replica up after migrations", |code, _| code == 200);
+    }
+    let ran: Vec<bool> = replicas
+        .iter()
+        .map(|replica| replica.stdout.text().contains("migrate | drizzle: migrations applied"))
+        .collect();
+    assert_eq!(ran.iter().filter(|&&ran| ran).count(), 1, "the migrator ran in {ran:?}");
+    assert_eq!(pg.sql("app", "SELECT count(*) FROM drizzle.__drizzle_migrations"), "2");
+    assert_eq!(
+        pg.sql("app", "SELECT count(*) FROM information_schema.columns WHERE column_name = 'display_name'"),
+        "1"
+    );
+    for replica in &mut replicas {
+        replica.signal("TERM");
+        assert_eq!(replica.wait_exit(secs(20)), 0);
+        assert_no_canary(&[&replica.stdout.text(), &replica.stderr.text()]);
+    }
+}
+
+#[test]
+fn compose_stack_one_off_job_gets_the_validated_environment() {
+    node_available();
+    let pg = Postgres::start();
+    let url = pg.create_database("app");
+    // The schema the job needs exists once the app has migrated.
+    compose_stack(&url).args(["migrate"]).run().assert_code(0);
+
+    let job = compose_stack(&url)
+        .args(["exec", "--", "node", "scripts/invite-generate.js", "--count", "5"])
+        .run();
+    job.assert_code(0);
+    assert_eq!(job.stdout.lines().count(), 5, "{}", job.stdout);
+    assert_eq!(pg.sql("app", "SELECT count(*) FROM invites"), "5");
+
+    // A missing variable stops the job before it runs, as it stops the app.
+    let refused = Test::example("compose-stack")
+        .env("DATABASE_URL", &url)
+        .args(["exec", "--", "node", "scripts/invite-generate.js", "--count", "5"])
+        .run();
+    refused.assert_code(78);
+    assert!(refused.stderr.contains("PUBLIC_URL"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("SESSION_SECRET"), "{}", refused.stderr);
+    assert_eq!(pg.sql("app", "SELECT count(*) FROM invites"), "5");
+}
