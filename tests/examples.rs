@@ -224,3 +224,85 @@ fn compose_stack_one_off_job_gets_the_validated_environment() {
     assert!(refused.stderr.contains("SESSION_SECRET"), "{}", refused.stderr);
     assert_eq!(pg.sql("app", "SELECT count(*) FROM invites"), "5");
 }
+
+/// The example runs its app as `node`, the user of the official Node images;
+/// this machine has no such user, so `nobody` stands in. The copy is made
+/// readable to it.
+fn mysql_staging(database_url: &str, context: Option<&str>) -> Test {
+    use std::os::unix::fs::PermissionsExt;
+    let test = Test::example("mysql-staging");
+    let config = std::fs::read_to_string(test.path().join("supervisor.toml")).expect("config");
+    assert!(config.contains("user = \"node\""), "the example no longer drops to node");
+    let root = test.path().parent().expect("parent").to_path_buf();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut test = test
+        .config(&config.replace("user = \"node\"", "user = \"nobody\""))
+        .env("DATABASE_URL", database_url)
+        .env("PORT", &free_port().to_string())
+        .env("SESSION_SECRET", CANARY);
+    if let Some(context) = context {
+        test = test.env("APP_ENV", context);
+    }
+    test
+}
+
+fn uid_of(pid: i64) -> String {
+    status_field(pid as i32, "Uid").unwrap_or_default().split_whitespace().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn mysql_staging_seeds_staging_only_once_per_replica_under_the_lock_as_non_root() {
+    node_available();
+    let db = MariaDb::start();
+    let staging_url = db.create_database("staging");
+
+    // Two staging replicas at once: migrations once, the (idempotent) seed in each, one at a time.
+    let mut replicas: Vec<Running> = (0..2)
+        .map(|_| {
+            mysql_staging(&staging_url, Some("staging"))
+                .env("STAGING_BASIC_AUTH", "demo:canary-basic-auth-pw")
+                .args(["run"])
+                .start()
+        })
+        .collect();
+    for replica in &replicas {
+        let address = replica.health_address();
+        let health = wait_health(&address, secs(60), "staging replica up", |code, _| code == 200);
+        let pid = health["processes"][0]["pid"].as_i64().expect("pid");
+        assert_eq!(uid_of(pid), "65534", "the app runs as nobody: {health}");
+        replica.wait_stdout("seed | The seed command has been executed.", secs(10));
+    }
+    let applied: usize = replicas
+        .iter()
+        .filter(|replica| replica.stdout.text().contains("migrate | All migrations have been successfully applied."))
+        .count();
+    assert_eq!(applied, 1);
+    assert_eq!(db.sql("staging", "SELECT count(*) FROM _prisma_migrations"), "2");
+    assert_eq!(db.sql("staging", "SELECT count(*) FROM Product"), "3");
+    for replica in &mut replicas {
+        replica.signal("TERM");
+        assert_eq!(replica.wait_exit(secs(20)), 0);
+        assert_no_canary(&[&replica.stdout.text(), &replica.stderr.text()]);
+    }
+
+    // The same image in production: its own required keys, and no seed.
+    let production_url = db.create_database("production");
+    let refused = mysql_staging(&production_url, None).args(["run"]).run();
+    refused.assert_code(78);
+    assert!(refused.stderr.contains("SENTRY_DSN"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("STRIPE_SECRET_KEY"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("STAGING_BASIC_AUTH"), "{}", refused.stderr);
+
+    let mut production = mysql_staging(&production_url, None)
+        .env("STRIPE_SECRET_KEY", "sk_live_canary0000000000")
+        .env("SENTRY_DSN", "https://key@sentry.example.com/42")
+        .args(["run"])
+        .start();
+    let address = production.health_address();
+    wait_health(&address, secs(60), "production up", |code, _| code == 200);
+    production.signal("TERM");
+    assert_eq!(production.wait_exit(secs(20)), 0);
+    assert!(!production.stdout.text().contains("seed |"), "{}", production.stdout.text());
+    assert_eq!(db.sql("production", "SELECT count(*) FROM Product"), "0");
+    assert_no_canary(&[&production.stdout.text(), &production.stderr.text()]);
+}
