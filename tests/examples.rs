@@ -306,3 +306,52 @@ fn mysql_staging_seeds_staging_only_once_per_replica_under_the_lock_as_non_root(
     assert_eq!(db.sql("production", "SELECT count(*) FROM Product"), "0");
     assert_no_canary(&[&production.stdout.text(), &production.stderr.text()]);
 }
+
+fn nextjs_tunnel(database_url: &str) -> Test {
+    Test::example("nextjs-tunnel")
+        .pid1()
+        .env("DATABASE_URL", database_url)
+        .env("PORT", &free_port().to_string())
+        .env("NEXT_PUBLIC_SITE_URL", "https://site.example.com")
+        .env("AUTH_SECRET", CANARY)
+}
+
+#[test]
+fn nextjs_tunnel_opens_the_tunnel_once_next_is_ready_and_closes_it_first() {
+    node_available();
+    let pg = Postgres::start();
+    let url = pg.create_database("site");
+
+    // Without a token the sidecar would crash-loop; instead nothing starts.
+    let refused = nextjs_tunnel(&url).args(["run"]).run();
+    refused.assert_code(78);
+    assert!(refused.stderr.contains("TUNNEL_TOKEN"), "{}", refused.stderr);
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+
+    let mut run = nextjs_tunnel(&url)
+        .env("TUNNEL_TOKEN", "canary-tunnel-token-0123456789abcdef")
+        .args(["run"])
+        .start();
+    run.wait_stdout("migrate | drizzle: up to date", secs(30));
+    let address = run.health_address();
+    wait_health(&address, secs(30), "next and tunnel up", |code, json| {
+        code == 200 && json["processes"].as_array().is_some_and(|p| p.len() == 2)
+    });
+    run.wait_stdout("tunnel.0 | INF Registered tunnel connection", secs(10));
+    let port = run.env("PORT").expect("PORT");
+    let (code, body) = http("GET", &format!("127.0.0.1:{port}"), "/");
+    assert_eq!(code, 200, "{body}");
+
+    run.signal("TERM");
+    assert_eq!(run.wait_exit(secs(20)), 0);
+    let stdout = run.stdout.text();
+    let stderr = run.stderr.text();
+    let at = |text: &str, needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} missing:\n{text}"));
+    assert!(at(&stderr, "ready process=next") < at(&stderr, "started process=tunnel"), "{stderr}");
+    assert!(
+        at(&stdout, "Initiating graceful shutdown") < at(&stdout, "next[0]: SIGTERM"),
+        "the tunnel must close before Next stops: {stdout}"
+    );
+    assert_eq!(pg.sql("site", "SELECT count(*) FROM drizzle.__drizzle_migrations"), "1");
+    assert_no_canary(&[&stdout, &stderr, &refused.stderr]);
+}
