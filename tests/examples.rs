@@ -355,3 +355,55 @@ fn nextjs_tunnel_opens_the_tunnel_once_next_is_ready_and_closes_it_first() {
     assert_eq!(pg.sql("site", "SELECT count(*) FROM drizzle.__drizzle_migrations"), "1");
     assert_no_canary(&[&stdout, &stderr, &refused.stderr]);
 }
+
+fn native_sql(database_url: &str) -> Test {
+    Test::example("native-sql")
+        .pid1()
+        .env("DATABASE_URL", database_url)
+        .env("PORT", &free_port().to_string())
+        .env("API_KEYS", "canary-key-000000000000000001,canary-key-000000000000000002")
+        // A slow backfill, so the four replicas certainly overlap on the lock.
+        .file("migrations/20260201000000_backfill.sql", "SELECT pg_sleep(2);\n")
+}
+
+#[test]
+fn native_sql_four_replicas_apply_once_and_healthcheck_follows_the_phase() {
+    let pg = Postgres::start();
+    let url = pg.create_database("api");
+    let mut replicas: Vec<Running> = (0..4).map(|_| native_sql(&url).args(["run"]).start()).collect();
+
+    // While the migrations run, the Docker HEALTHCHECK command says "not yet".
+    let first = replicas[0].health_address();
+    let check = |address: &str| {
+        Test::new()
+            .args(["healthcheck", "--url", &format!("http://{address}/health")])
+            .run()
+            .code
+    };
+    wait_health(&first, secs(10), "replica starting", |code, json| {
+        code == 503 && json["phase"] != "running"
+    });
+    assert_eq!(check(&first), 1);
+
+    for replica in &replicas {
+        let address = replica.health_address();
+        wait_health(&address, secs(60), "replica serving", |code, _| code == 200);
+        assert_eq!(check(&address), 0);
+    }
+    let appliers = replicas
+        .iter()
+        .filter(|replica| replica.stderr.text().contains("Applied 4 migration(s)"))
+        .count();
+    assert_eq!(appliers, 1, "exactly one replica applies the migrations");
+    assert_eq!(pg.sql("api", "SELECT count(*) FROM _supervisor_migrations"), "4");
+    assert_eq!(
+        pg.sql("api", "SELECT count(*) FROM pg_indexes WHERE indexname = 'events_account_id_at_idx'"),
+        "1"
+    );
+    for replica in &mut replicas {
+        replica.signal("TERM");
+        assert_eq!(replica.wait_exit(secs(30)), 0);
+        assert!(replica.stdout.text().contains("api: SIGTERM, stopped"), "{}", replica.stdout.text());
+        assert_no_canary(&[&replica.stdout.text(), &replica.stderr.text()]);
+    }
+}
