@@ -16,11 +16,21 @@ need setpriv util-linux   # database servers refuse root: they run as nobody
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 need mariadb mariadb-client
+need psql postgresql-client   # the Prisma stand-in of the examples talks through psql/mysql
+need node nodejs              # examples: stand-in apps, drizzle-orm's real migrator
+need npm npm
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The examples' real migration tools (drizzle-orm, pg, postgres.js) from npm, as locked.
+for example in examples/*/; do
+  if [ -f "$example/package-lock.json" ] && [ ! -d "$example/node_modules" ]; then
+    (cd "$example" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
