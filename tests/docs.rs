@@ -82,3 +82,38 @@ fn every_example_config_parses() {
     }
     assert!(checked >= 1);
 }
+
+/// docs/configuration.md names every key the parser accepts: the fields of
+/// the `Raw*` structs in src/config/raw.rs, read from the source so a new key
+/// cannot land undocumented.
+#[test]
+fn the_configuration_reference_names_every_key() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(root.join("src/config/raw.rs")).expect("raw.rs");
+    let reference = std::fs::read_to_string(root.join("docs/configuration.md")).expect("configuration.md");
+    let mut keys = Vec::new();
+    let mut in_raw_struct = false;
+    for line in source.lines() {
+        let line = line.trim();
+        if line.starts_with("pub struct Raw") {
+            in_raw_struct = true;
+        } else if line == "}" {
+            in_raw_struct = false;
+        } else if in_raw_struct {
+            if let Some(field) = line.strip_prefix("pub ").and_then(|rest| rest.split(':').next()) {
+                keys.push(field.to_string());
+            }
+        }
+    }
+    assert!(keys.len() >= 40, "found only {} keys in raw.rs: {keys:?}", keys.len());
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|key| {
+            // A key, or a section heading such as `[migrate]` or `[process.NAME]`.
+            !["`{key}`", "`[{key}]`", "`[{key}."]
+                .iter()
+                .any(|form| reference.contains(&form.replace("{key}", key)))
+        })
+        .collect();
+    assert!(missing.is_empty(), "docs/configuration.md does not name {missing:?}");
+}
