@@ -466,9 +466,10 @@ async fn connect(url: &DatabaseUrl, timeout: Duration) -> Result<Db, MigrateErro
             Err(err) => {
                 let error = describe(url, &err);
                 if started.elapsed() + delay >= timeout {
+                    // Another attempt would not fit in the budget: report the budget, as wait_for does.
                     return Err(MigrateError::Unreachable {
                         url: url.clone(),
-                        waited: started.elapsed(),
+                        waited: timeout,
                         error,
                     });
                 }
