@@ -12,7 +12,10 @@ const CANARY: &str = "canary-session-4f1d9b7e-must-never-be-printed";
 const CANARY_KEY: &str = "canary-stream-key-88c2-never-printed";
 
 fn node_available() {
-    let found = Command::new("node").arg("--version").output().is_ok_and(|out| out.status.success());
+    let found = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
     assert!(found, "node not found: run ./scripts/test.sh, which installs it");
 }
 
@@ -63,7 +66,11 @@ fn monolith_migrates_once_then_runs_api_instances_web_and_bot_in_order() {
         "TRUST_PROXY",
         "SESSION_SECRET: must be at least 32 characters",
     ] {
-        assert!(missing.stdout.contains(expected), "{expected} missing from:\n{}", missing.stdout);
+        assert!(
+            missing.stdout.contains(expected),
+            "{expected} missing from:\n{}",
+            missing.stdout
+        );
     }
     assert_no_canary(&[&missing.stdout, &missing.stderr]);
 
@@ -83,7 +90,10 @@ fn monolith_migrates_once_then_runs_api_instances_web_and_bot_in_order() {
     let web_port = run_env(&run, "WEB_PORT");
     let (code, body) = http("GET", &format!("127.0.0.1:{web_port}"), "/");
     assert_eq!(code, 200, "{body}");
-    assert!(body.contains("upstream: api["), "the frontend did not reach the API: {body}");
+    assert!(
+        body.contains("upstream: api["),
+        "the frontend did not reach the API: {body}"
+    );
 
     run.signal("TERM");
     assert_eq!(run.wait_exit(secs(20)), 0);
@@ -91,11 +101,23 @@ fn monolith_migrates_once_then_runs_api_instances_web_and_bot_in_order() {
     let stderr = run.stderr.text();
     let at = |text: &str, needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} missing:\n{text}"));
     // Redis was reachable before the migration ran, which finished before anything started.
-    assert!(at(&stderr, "reachable target=tcp://${REDIS_HOST:-redis}") < at(&stderr, "connected database="), "{stderr}");
-    assert!(at(&stderr, "migration command finished") < at(&stderr, "started process=api"), "{stderr}");
-    assert!(at(&stderr, "ready process=api") < at(&stderr, "started process=web"), "{stderr}");
+    assert!(
+        at(&stderr, "reachable target=tcp://${REDIS_HOST:-redis}") < at(&stderr, "connected database="),
+        "{stderr}"
+    );
+    assert!(
+        at(&stderr, "migration command finished") < at(&stderr, "started process=api"),
+        "{stderr}"
+    );
+    assert!(
+        at(&stderr, "ready process=api") < at(&stderr, "started process=web"),
+        "{stderr}"
+    );
     // Stopping goes the other way: the frontend before the API it calls.
-    assert!(at(&stdout, "web[0]: SIGTERM") < at(&stdout, "api[0]: SIGTERM"), "{stdout}");
+    assert!(
+        at(&stdout, "web[0]: SIGTERM") < at(&stdout, "api[0]: SIGTERM"),
+        "{stdout}"
+    );
     assert_no_canary(&[&stdout, &stderr]);
     assert_eq!(pg.sql("monolith", "SELECT count(*) FROM _prisma_migrations"), "2");
 
@@ -189,7 +211,10 @@ fn compose_stack_replicas_racing_through_drizzle_apply_once_only_under_the_lock(
     assert_eq!(ran.iter().filter(|&&ran| ran).count(), 1, "the migrator ran in {ran:?}");
     assert_eq!(pg.sql("app", "SELECT count(*) FROM drizzle.__drizzle_migrations"), "2");
     assert_eq!(
-        pg.sql("app", "SELECT count(*) FROM information_schema.columns WHERE column_name = 'display_name'"),
+        pg.sql(
+            "app",
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'display_name'"
+        ),
         "1"
     );
     for replica in &mut replicas {
@@ -232,7 +257,10 @@ fn mysql_staging(database_url: &str, context: Option<&str>) -> Test {
     use std::os::unix::fs::PermissionsExt;
     let test = Test::example("mysql-staging");
     let config = std::fs::read_to_string(test.path().join("supervisor.toml")).expect("config");
-    assert!(config.contains("user = \"node\""), "the example no longer drops to node");
+    assert!(
+        config.contains("user = \"node\""),
+        "the example no longer drops to node"
+    );
     let root = test.path().parent().expect("parent").to_path_buf();
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let mut test = test
@@ -247,7 +275,12 @@ fn mysql_staging(database_url: &str, context: Option<&str>) -> Test {
 }
 
 fn uid_of(pid: i64) -> String {
-    status_field(pid as i32, "Uid").unwrap_or_default().split_whitespace().next().unwrap_or_default().to_string()
+    status_field(pid as i32, "Uid")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -274,7 +307,12 @@ fn mysql_staging_seeds_staging_only_once_per_replica_under_the_lock_as_non_root(
     }
     let applied: usize = replicas
         .iter()
-        .filter(|replica| replica.stdout.text().contains("migrate | All migrations have been successfully applied."))
+        .filter(|replica| {
+            replica
+                .stdout
+                .text()
+                .contains("migrate | All migrations have been successfully applied.")
+        })
         .count();
     assert_eq!(applied, 1);
     assert_eq!(db.sql("staging", "SELECT count(*) FROM _prisma_migrations"), "2");
@@ -302,7 +340,11 @@ fn mysql_staging_seeds_staging_only_once_per_replica_under_the_lock_as_non_root(
     wait_health(&address, secs(60), "production up", |code, _| code == 200);
     production.signal("TERM");
     assert_eq!(production.wait_exit(secs(20)), 0);
-    assert!(!production.stdout.text().contains("seed |"), "{}", production.stdout.text());
+    assert!(
+        !production.stdout.text().contains("seed |"),
+        "{}",
+        production.stdout.text()
+    );
     assert_eq!(db.sql("production", "SELECT count(*) FROM Product"), "0");
     assert_no_canary(&[&production.stdout.text(), &production.stderr.text()]);
 }
@@ -347,7 +389,10 @@ fn nextjs_tunnel_opens_the_tunnel_once_next_is_ready_and_closes_it_first() {
     let stdout = run.stdout.text();
     let stderr = run.stderr.text();
     let at = |text: &str, needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} missing:\n{text}"));
-    assert!(at(&stderr, "ready process=next") < at(&stderr, "started process=tunnel"), "{stderr}");
+    assert!(
+        at(&stderr, "ready process=next") < at(&stderr, "started process=tunnel"),
+        "{stderr}"
+    );
     assert!(
         at(&stdout, "Initiating graceful shutdown") < at(&stdout, "next[0]: SIGTERM"),
         "the tunnel must close before Next stops: {stdout}"
@@ -361,7 +406,10 @@ fn native_sql(database_url: &str) -> Test {
         .pid1()
         .env("DATABASE_URL", database_url)
         .env("PORT", &free_port().to_string())
-        .env("API_KEYS", "canary-key-000000000000000001,canary-key-000000000000000002")
+        .env(
+            "API_KEYS",
+            "canary-key-000000000000000001,canary-key-000000000000000002",
+        )
         // A slow backfill, so the four replicas certainly overlap on the lock.
         .file("migrations/20260201000000_backfill.sql", "SELECT pg_sleep(2);\n")
 }
@@ -397,13 +445,20 @@ fn native_sql_four_replicas_apply_once_and_healthcheck_follows_the_phase() {
     assert_eq!(appliers, 1, "exactly one replica applies the migrations");
     assert_eq!(pg.sql("api", "SELECT count(*) FROM _supervisor_migrations"), "4");
     assert_eq!(
-        pg.sql("api", "SELECT count(*) FROM pg_indexes WHERE indexname = 'events_account_id_at_idx'"),
+        pg.sql(
+            "api",
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'events_account_id_at_idx'"
+        ),
         "1"
     );
     for replica in &mut replicas {
         replica.signal("TERM");
         assert_eq!(replica.wait_exit(secs(30)), 0);
-        assert!(replica.stdout.text().contains("api: SIGTERM, stopped"), "{}", replica.stdout.text());
+        assert!(
+            replica.stdout.text().contains("api: SIGTERM, stopped"),
+            "{}",
+            replica.stdout.text()
+        );
         assert_no_canary(&[&replica.stdout.text(), &replica.stderr.text()]);
     }
 }
