@@ -36,6 +36,29 @@ fn monolith(database_url: &str, redis_port: u16) -> Test {
         .env("REALTIME_STREAM_KEY", CANARY_KEY)
 }
 
+/// `first` appears in `text`, and before `second`.
+fn assert_before(text: &str, first: &str, second: &str) {
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing:\n{text}"))
+    };
+    assert!(
+        at(first) < at(second),
+        "{first:?} should come before {second:?}:\n{text}"
+    );
+}
+
+/// `docker stop` on every replica at once: each exits 0, no secret printed.
+fn stop_cleanly(replicas: &mut [Running]) {
+    for replica in replicas.iter() {
+        replica.signal("TERM");
+    }
+    for replica in replicas.iter_mut() {
+        assert_eq!(replica.wait_exit(secs(30)), 0);
+        assert_no_canary(&[&replica.stdout.text(), &replica.stderr.text()]);
+    }
+}
+
 fn assert_no_canary(outputs: &[&str]) {
     for output in outputs {
         assert!(!output.contains("canary"), "a secret was printed:\n{output}");
@@ -99,25 +122,16 @@ fn monolith_migrates_once_then_runs_api_instances_web_and_bot_in_order() {
     assert_eq!(run.wait_exit(secs(20)), 0);
     let stdout = run.stdout.text();
     let stderr = run.stderr.text();
-    let at = |text: &str, needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} missing:\n{text}"));
     // Redis was reachable before the migration ran, which finished before anything started.
-    assert!(
-        at(&stderr, "reachable target=tcp://${REDIS_HOST:-redis}") < at(&stderr, "connected database="),
-        "{stderr}"
+    assert_before(
+        &stderr,
+        "reachable target=tcp://${REDIS_HOST:-redis}",
+        "connected database=",
     );
-    assert!(
-        at(&stderr, "migration command finished") < at(&stderr, "started process=api"),
-        "{stderr}"
-    );
-    assert!(
-        at(&stderr, "ready process=api") < at(&stderr, "started process=web"),
-        "{stderr}"
-    );
+    assert_before(&stderr, "migration command finished", "started process=api");
+    assert_before(&stderr, "ready process=api", "started process=web");
     // Stopping goes the other way: the frontend before the API it calls.
-    assert!(
-        at(&stdout, "web[0]: SIGTERM") < at(&stdout, "api[0]: SIGTERM"),
-        "{stdout}"
-    );
+    assert_before(&stdout, "web[0]: SIGTERM", "api[0]: SIGTERM");
     assert_no_canary(&[&stdout, &stderr]);
     assert_eq!(pg.sql("monolith", "SELECT count(*) FROM _prisma_migrations"), "2");
 
@@ -217,11 +231,7 @@ fn compose_stack_replicas_racing_through_drizzle_apply_once_only_under_the_lock(
         ),
         "1"
     );
-    for replica in &mut replicas {
-        replica.signal("TERM");
-        assert_eq!(replica.wait_exit(secs(20)), 0);
-        assert_no_canary(&[&replica.stdout.text(), &replica.stderr.text()]);
-    }
+    stop_cleanly(&mut replicas);
 }
 
 #[test]
@@ -317,11 +327,7 @@ fn mysql_staging_seeds_staging_only_once_per_replica_under_the_lock_as_non_root(
     assert_eq!(applied, 1);
     assert_eq!(db.sql("staging", "SELECT count(*) FROM _prisma_migrations"), "2");
     assert_eq!(db.sql("staging", "SELECT count(*) FROM Product"), "3");
-    for replica in &mut replicas {
-        replica.signal("TERM");
-        assert_eq!(replica.wait_exit(secs(20)), 0);
-        assert_no_canary(&[&replica.stdout.text(), &replica.stderr.text()]);
-    }
+    stop_cleanly(&mut replicas);
 
     // The same image in production: its own required keys, and no seed.
     let production_url = db.create_database("production");
@@ -388,15 +394,9 @@ fn nextjs_tunnel_opens_the_tunnel_once_next_is_ready_and_closes_it_first() {
     assert_eq!(run.wait_exit(secs(20)), 0);
     let stdout = run.stdout.text();
     let stderr = run.stderr.text();
-    let at = |text: &str, needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} missing:\n{text}"));
-    assert!(
-        at(&stderr, "ready process=next") < at(&stderr, "started process=tunnel"),
-        "{stderr}"
-    );
-    assert!(
-        at(&stdout, "Initiating graceful shutdown") < at(&stdout, "next[0]: SIGTERM"),
-        "the tunnel must close before Next stops: {stdout}"
-    );
+    assert_before(&stderr, "ready process=next", "started process=tunnel");
+    // The tunnel closes before Next stops: no request arrives at a stopping server.
+    assert_before(&stdout, "Initiating graceful shutdown", "next[0]: SIGTERM");
     assert_eq!(pg.sql("site", "SELECT count(*) FROM drizzle.__drizzle_migrations"), "1");
     assert_no_canary(&[&stdout, &stderr, &refused.stderr]);
 }
@@ -451,14 +451,12 @@ fn native_sql_four_replicas_apply_once_and_healthcheck_follows_the_phase() {
         ),
         "1"
     );
-    for replica in &mut replicas {
-        replica.signal("TERM");
-        assert_eq!(replica.wait_exit(secs(30)), 0);
+    stop_cleanly(&mut replicas);
+    for replica in &replicas {
         assert!(
             replica.stdout.text().contains("api: SIGTERM, stopped"),
             "{}",
             replica.stdout.text()
         );
-        assert_no_canary(&[&replica.stdout.text(), &replica.stderr.text()]);
     }
 }
