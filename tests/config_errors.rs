@@ -121,3 +121,31 @@ fn a_bad_setting_is_named_without_its_value() {
         "error: SUPERVISOR_LOG_FORMAT: must be \"text\" or \"json\""
     );
 }
+
+#[test]
+fn a_log_level_that_is_not_a_level_is_refused_rather_than_silencing_us() {
+    // "verbose" would parse as a target name and filter out every event of ours.
+    for level in ["verbose", "supervisor=loud"] {
+        let finished = Test::new()
+            .config("[process.a]\ncommand = \"true\"\nrestart = \"never\"\n")
+            .env("SUPERVISOR_LOG_LEVEL", level)
+            .args(["run"])
+            .run();
+        finished.assert_code(78);
+        assert!(
+            finished
+                .stderr
+                .starts_with("error: SUPERVISOR_LOG_LEVEL: not a log level"),
+            "{}",
+            finished.stderr
+        );
+        assert!(!finished.stderr.contains(level), "{}", finished.stderr);
+    }
+    let debug = Test::new()
+        .config("[process.a]\ncommand = \"true\"\nrestart = \"never\"\n")
+        .env("SUPERVISOR_LOG_LEVEL", "warn,supervisor=trace")
+        .args(["run"])
+        .run();
+    debug.assert_code(0);
+    assert!(debug.stderr.contains("TRACE"), "{}", debug.stderr);
+}
