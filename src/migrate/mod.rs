@@ -36,8 +36,10 @@ use db::{Db, LockKey};
 use native::Migration;
 use url::DatabaseUrl;
 
-/// Waiters try the lock this often, give or take half.
+/// Waiters try the lock this often, give or take a quarter…
 const POLL: Duration = Duration::from_millis(250);
+/// …after first tries that start this soon and double.
+const FIRST_POLL: Duration = Duration::from_millis(25);
 /// A waiter says who holds the lock this often.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// The lock is checked this often while a command runs under it.
@@ -248,6 +250,7 @@ async fn attempt(
     // The lock: try, re-check, report the holder, give up at lock_timeout.
     let waiting_since = Instant::now();
     let mut last_report: Option<Instant> = None;
+    let mut tries: u32 = 0;
     loop {
         if db_try!(db.try_lock(&key).await) {
             break;
@@ -273,9 +276,13 @@ async fn attempt(
             );
             last_report = Some(Instant::now());
         }
-        // ±25%: enough to keep replicas out of step, while the last waiter to
-        // notice a finished migration is late by at most 1.25 × POLL.
-        tokio::time::sleep(POLL.mul_f64(0.75 + fastrand::f64() / 2.0)).await;
+        // Most deploys migrate in milliseconds: the first tries come quickly
+        // (25, 50, 100, 200 ms), then every POLL. ±25% keeps replicas out of
+        // step, while the last waiter to notice a finished migration is late
+        // by at most 1.25 × POLL.
+        let step = FIRST_POLL.saturating_mul(1 << tries.min(4)).min(POLL);
+        tries += 1;
+        tokio::time::sleep(step.mul_f64(0.75 + fastrand::f64() / 2.0)).await;
     }
 
     // Under the lock: read everything again, then do the work.
