@@ -460,3 +460,27 @@ fn native_sql_four_replicas_apply_once_and_healthcheck_follows_the_phase() {
         );
     }
 }
+
+#[test]
+fn basic_serves_through_the_backend_and_stops_frontend_first() {
+    let mut run = Test::example("basic")
+        .pid1()
+        .env("BACKEND_PORT", &free_port().to_string())
+        .env("FRONTEND_PORT", &free_port().to_string())
+        .env("WORKER_CRASH_CHANCE", "0")
+        .args(["run"])
+        .start();
+    let address = run.health_address();
+    wait_health(&address, secs(20), "backend, frontend and worker up", |code, json| {
+        code == 200 && json["processes"].as_array().is_some_and(|p| p.len() == 3)
+    });
+    let port = run.env("FRONTEND_PORT").expect("FRONTEND_PORT");
+    let (code, body) = http("GET", &format!("127.0.0.1:{port}"), "/");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("backend says:"), "{body}");
+    run.signal("TERM");
+    assert_eq!(run.wait_exit(secs(20)), 0);
+    let stderr = run.stderr.text();
+    assert_before(&stderr, "ready process=backend", "started process=frontend");
+    assert_before(&stderr, "stopped process=frontend", "stopped process=backend");
+}
