@@ -4,7 +4,6 @@
 //! Runs after the environment is validated and before anything starts, so
 //! every problem here is still a config error (exit 78) that starts nothing.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::sync::Arc;
 
@@ -35,7 +34,7 @@ impl PlannedProcess {
 /// Expands `${…}` in an `http`/`tcp` probe from the process's own environment,
 /// so `http://127.0.0.1:${PORT}/health` follows the port the process was given.
 /// Messages never quote the expanded text.
-fn expand_probe(check: &mut Check, env: &HashMap<OsString, OsString>) -> Result<(), String> {
+fn expand_probe(check: &mut Check, env: &[(OsString, OsString)]) -> Result<(), String> {
     let (text, is_valid): (&mut String, fn(&str) -> bool) = match check {
         Check::Http(url) => (url, |url| url.starts_with("http://")),
         Check::Tcp(address) => (address, validate::is_probe_address),
@@ -60,9 +59,7 @@ pub struct WaitTarget {
 }
 
 /// Expands `wait_for`, checking the shape of what the environment filled in.
-pub fn wait_targets(config: &Config, env: &[(OsString, OsString)]) -> Result<Vec<WaitTarget>, ConfigError> {
-    let lookup: HashMap<OsString, OsString> = env.iter().cloned().collect();
-    let mut problems = Vec::new();
+fn wait_targets(config: &Config, env: &[(OsString, OsString)], problems: &mut Vec<Problem>) -> Vec<WaitTarget> {
     let mut targets = Vec::new();
     for target in &config.wait_for {
         let problem = |message: String| Problem {
@@ -71,7 +68,7 @@ pub fn wait_targets(config: &Config, env: &[(OsString, OsString)]) -> Result<Vec
             key: "wait_for".to_string(),
             message,
         };
-        match target.template.expand(&lookup) {
+        match target.template.expand(env) {
             Ok(address) if validate::is_wait_target(&address) => targets.push(WaitTarget {
                 shown: target.text.clone(),
                 address,
@@ -80,17 +77,21 @@ pub fn wait_targets(config: &Config, env: &[(OsString, OsString)]) -> Result<Vec
             Err(err) => problems.push(problem(err.to_string())),
         }
     }
-    if problems.is_empty() {
-        Ok(targets)
-    } else {
-        Err(ConfigError::Invalid { problems })
-    }
+    targets
+}
+
+/// The config made concrete: what to wait for, and what to start.
+#[derive(Debug)]
+pub struct Plan {
+    pub wait_for: Vec<WaitTarget>,
+    pub processes: Vec<PlannedProcess>,
 }
 
 /// Builds the plan; `env` is the validated environment, in order.
-pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Vec<PlannedProcess>, ConfigError> {
-    let lookup: HashMap<OsString, OsString> = env.iter().cloned().collect();
+/// Every problem, of `wait_for` and of every process, is reported at once.
+pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Plan, ConfigError> {
     let mut problems = Vec::new();
+    let wait_for = wait_targets(config, env, &mut problems);
     let mut planned = Vec::new();
     for process in &config.processes {
         let mut report = |line: Option<usize>, key: String, message: String| {
@@ -105,7 +106,7 @@ pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Vec<Planne
             Instances::Count(count) => *count,
             Instances::Template { template, line } => {
                 let key = format!("process.{}.instances", process.name);
-                match template.expand(&lookup) {
+                match template.expand(env) {
                     Ok(text) => match text.trim().parse::<u32>() {
                         Ok(count) if count <= 1024 => count,
                         _ => {
@@ -141,17 +142,16 @@ pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Vec<Planne
             env::set(&mut child_env, "LOGNAME", &identity.name);
         }
         for (name, template) in &process.env {
-            match template.expand(&lookup) {
+            match template.expand(env) {
                 Ok(value) => env::set(&mut child_env, name, value),
                 Err(err) => report(None, format!("process.{}.env.{name}", process.name), err.to_string()),
             }
         }
         env::set(&mut child_env, "SUPERVISOR_PROCESS", &process.name);
         let mut config = process.clone();
-        let process_lookup: HashMap<OsString, OsString> = child_env.iter().cloned().collect();
         for (kind, probe) in [("ready", &mut config.ready), ("live", &mut config.live)] {
             if let Some(probe) = probe {
-                if let Err(message) = expand_probe(&mut probe.check, &process_lookup) {
+                if let Err(message) = expand_probe(&mut probe.check, &child_env) {
                     report(None, format!("process.{}.{kind}", process.name), message);
                 }
             }
@@ -165,7 +165,10 @@ pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Vec<Planne
         });
     }
     if problems.is_empty() {
-        Ok(planned)
+        Ok(Plan {
+            wait_for,
+            processes: planned,
+        })
     } else {
         problems.sort();
         Err(ConfigError::Invalid { problems })

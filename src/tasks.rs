@@ -4,7 +4,6 @@
 //! replicas take turns (the task itself must still be idempotent: every
 //! replica runs it once).
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 
 use crate::config::Task;
@@ -26,11 +25,11 @@ pub fn for_context<'a>(tasks: &'a [Task], context: &str) -> (Vec<&'a Task>, Vec<
 
 /// Starts `task` with the validated environment plus its own `env`.
 pub fn start(runner: &Runner<'_>, task: &Task, env: &[(OsString, OsString)]) -> std::io::Result<Job> {
-    let lookup: HashMap<OsString, OsString> = env.iter().cloned().collect();
+    let base = env;
     let mut env = env.to_vec();
     for (name, template) in &task.env {
         let value = template
-            .expand(&lookup)
+            .expand(base)
             .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("env.{name}: {err}")))?;
         env::set(&mut env, name, value);
     }

@@ -31,8 +31,7 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
         tracing::info!(context = %report.context, variables = report.checked, "environment ok");
     }
 
-    let planned = plan::build(&config, &environment.vars)?;
-    let wait_targets = plan::wait_targets(&config, &environment.vars)?;
+    let plan = plan::build(&config, &environment.vars)?;
 
     // 3. The health server, so orchestrators see `starting` from now on.
     let board = Board::new();
@@ -48,9 +47,14 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
     }
 
     // 4. Whatever lives outside the container.
-    if !wait_targets.is_empty() {
+    if !plan.wait_for.is_empty() {
         board.set_phase(Phase::WaitingFor);
-        match until_stopped(wait_for::wait_all(&wait_targets, config.wait_timeout), &mut ctx.signals).await {
+        match until_stopped(
+            wait_for::wait_all(&plan.wait_for, config.wait_timeout),
+            &mut ctx.signals,
+        )
+        .await
+        {
             Some(result) => result?,
             None => return Ok(stopped_before_start(&mut ctx).await),
         }
@@ -104,8 +108,8 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
         is_init: ctx.is_init,
         board,
     };
-    tracing::info!(config = %config.source.path.display(), processes = planned.len(), "starting");
-    let supervisor = Supervisor::new(planned, ctx.reaper.clone(), ctx.output.clone(), options);
+    tracing::info!(config = %config.source.path.display(), processes = plan.processes.len(), "starting");
+    let supervisor = Supervisor::new(plan.processes, ctx.reaper.clone(), ctx.output.clone(), options);
 
     // 8–9. Supervise until stopped, then stop in reverse dependency order.
     Ok(supervisor.run(&mut ctx.signals).await)

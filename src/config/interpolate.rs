@@ -7,7 +7,6 @@
 //! default is an error rather than an empty string: a silently empty port or
 //! path is the bug this tool exists to prevent.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,14 +84,15 @@ impl Template {
         self.pieces.iter().all(|piece| matches!(piece, Piece::Text(_)))
     }
 
-    /// Expands against `env`. An empty value counts as unset, as in the shell's `:-`.
-    pub fn expand(&self, env: &HashMap<OsString, OsString>) -> Result<String, TemplateError> {
+    /// Expands against `env` (the last setting of a name wins, as everywhere
+    /// we carry an environment). An empty value counts as unset, as in the shell's `:-`.
+    pub fn expand(&self, env: &[(OsString, OsString)]) -> Result<String, TemplateError> {
         let mut out = String::new();
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.push_str(text),
                 Piece::Var { name, default } => {
-                    let value = env.get(std::ffi::OsStr::new(name)).filter(|v| !v.is_empty());
+                    let value = crate::env::lookup(env, name).filter(|v| !v.is_empty());
                     match (value, default) {
                         (Some(value), _) => {
                             out.push_str(value.to_str().ok_or_else(|| TemplateError::NotUnicode(name.clone()))?)
@@ -111,7 +111,7 @@ impl Template {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<OsString, OsString> {
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
     }
 
