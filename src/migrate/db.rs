@@ -162,13 +162,7 @@ impl Db {
 
     pub async fn try_lock(&mut self, key: &LockKey) -> Result<bool, sqlx::Error> {
         match self {
-            Db::Postgres { conn, .. } => {
-                sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-                    .bind(key.class)
-                    .bind(key.object)
-                    .fetch_one(conn)
-                    .await
-            }
+            Db::Postgres { conn, .. } => pg_lock_call(conn, "SELECT pg_try_advisory_lock($1, $2)", key).await,
             Db::MySql { conn, .. } => {
                 // 1 acquired, 0 timed out (2 s, inside the server but only on
                 // this name), NULL an error: never assume.
@@ -188,13 +182,7 @@ impl Db {
     /// Releases the lock; false when we did not hold it any more.
     pub async fn unlock(&mut self, key: &LockKey) -> Result<bool, sqlx::Error> {
         match self {
-            Db::Postgres { conn, .. } => {
-                sqlx::query_scalar("SELECT pg_advisory_unlock($1, $2)")
-                    .bind(key.class)
-                    .bind(key.object)
-                    .fetch_one(conn)
-                    .await
-            }
+            Db::Postgres { conn, .. } => pg_lock_call(conn, "SELECT pg_advisory_unlock($1, $2)", key).await,
             Db::MySql { conn, .. } => {
                 let released: Option<i64> = sqlx::query_scalar("SELECT RELEASE_LOCK(?)")
                     .bind(&key.mysql_name)
@@ -506,4 +494,12 @@ fn is_missing_table(err: &sqlx::Error) -> bool {
         }
         _ => false,
     }
+}
+/// `SELECT f($1, $2)` of a Postgres advisory-lock function on our two-int4 key.
+async fn pg_lock_call(conn: &mut PgConnection, sql: &'static str, key: &LockKey) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(sql)
+        .bind(key.class)
+        .bind(key.object)
+        .fetch_one(conn)
+        .await
 }
