@@ -120,6 +120,13 @@ def kill_tree(proc):
 
 # ---------------------------------------------------------------- peers
 
+def launch(argv, workdir, stdout):
+    """Starts a tool the way every peer is started: in its own session (so the
+    whole tree can be killed), stderr discarded, no SUPERVISOR_* settings."""
+    return subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL, cwd=workdir, start_new_session=True,
+                            env=clean_env())
+
+
 class Peer:
     """Runs a set of named shell commands under one tool."""
     name = "?"
@@ -150,8 +157,7 @@ class Supervisor(Peer):
                 lines.append('restart = "never"\n')
         path = os.path.join(workdir, "supervisor.toml")
         open(path, "w").write("".join(lines))
-        return subprocess.Popen([SUPERVISOR, "run", "--config", path], stdout=stdout, stderr=subprocess.DEVNULL,
-                                cwd=workdir, start_new_session=True, env=clean_env())
+        return launch([SUPERVISOR, "run", "--config", path], workdir, stdout)
 
 
 class S6(Peer):
@@ -173,8 +179,7 @@ class S6(Peer):
             if not restart:
                 open(os.path.join(d, "finish"), "w").write("#!/bin/sh\ns6-svc -O .\n")
                 os.chmod(os.path.join(d, "finish"), 0o755)
-        return subprocess.Popen(["s6-svscan", scan], stdout=stdout, stderr=subprocess.DEVNULL, cwd=workdir,
-                                start_new_session=True, env=clean_env())
+        return launch(["s6-svscan", scan], workdir, stdout)
 
 
 class Supervisord(Peer):
@@ -193,8 +198,7 @@ class Supervisord(Peer):
                          "stdout_logfile=/dev/stdout\nstdout_logfile_maxbytes=0\n")
         path = os.path.join(workdir, "sv.conf")
         open(path, "w").write("".join(lines))
-        return subprocess.Popen(["supervisord", "-c", path], stdout=stdout, stderr=subprocess.DEVNULL, cwd=workdir,
-                                start_new_session=True, env=clean_env())
+        return launch(["supervisord", "-c", path], workdir, stdout)
 
 
 class Honcho(Peer):
@@ -206,8 +210,7 @@ class Honcho(Peer):
     def start(self, commands, workdir, restart=False, stdout=subprocess.DEVNULL):
         path = os.path.join(workdir, "Procfile")
         open(path, "w").write("".join(f"{n}: {c}\n" for n, c in commands.items()))
-        return subprocess.Popen(["honcho", "-f", path, "start"], stdout=stdout, stderr=subprocess.DEVNULL,
-                                cwd=workdir, start_new_session=True, env=clean_env())
+        return launch(["honcho", "-f", path, "start"], workdir, stdout)
 
 
 class Horust(Peer):
@@ -227,8 +230,7 @@ class Horust(Peer):
             open(os.path.join(services, f"{name}.toml"), "w").write(text)
         uds = os.path.join(workdir, "uds")
         os.makedirs(uds, exist_ok=True)
-        return subprocess.Popen(["horust", "--services-path", services, "--uds-folder-path", uds], stdout=stdout,
-                                stderr=subprocess.DEVNULL, cwd=workdir, start_new_session=True, env=clean_env())
+        return launch(["horust", "--services-path", services, "--uds-folder-path", uds], workdir, stdout)
 
 
 PEERS = [Supervisor(), S6(), Honcho(), Horust(), Supervisord()]
@@ -242,8 +244,7 @@ class ShellFloor(Peer):
 
     def start(self, commands, workdir, restart=False, stdout=subprocess.DEVNULL):
         script = " ".join(f"sh -c {sh_quote(cmd)} &" for cmd in commands.values()) + " wait"
-        return subprocess.Popen(["sh", "-c", script], stdout=stdout, stderr=subprocess.DEVNULL, cwd=workdir,
-                                start_new_session=True, env=clean_env())
+        return launch(["sh", "-c", script], workdir, stdout)
 
 
 def toml_str(s):
