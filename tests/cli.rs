@@ -60,8 +60,7 @@ fn exec_as_pid1_forwards_signals_and_reaps() {
         p.iter().all(|p| p.state != 'Z') && p.len() <= 2
     });
     let sent = Instant::now();
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
     assert!(sent.elapsed() < Duration::from_secs(3));
     assert!(run.stdout.text().contains("got-term"));
 }

@@ -49,7 +49,7 @@ fn assert_before(text: &str, first: &str, second: &str) {
 }
 
 /// `docker stop` on every replica at once: each exits 0, no secret printed.
-fn stop_cleanly(replicas: &mut [Running]) {
+fn stop_all_cleanly(replicas: &mut [Running]) {
     for replica in replicas.iter() {
         replica.signal("TERM");
     }
@@ -118,8 +118,7 @@ fn monolith_migrates_once_then_runs_api_instances_web_and_bot_in_order() {
         "the frontend did not reach the API: {body}"
     );
 
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(20)), 0);
+    run.assert_stops_cleanly(secs(20));
     let stdout = run.stdout.text();
     let stderr = run.stderr.text();
     // Redis was reachable before the migration ran, which finished before anything started.
@@ -140,8 +139,7 @@ fn monolith_migrates_once_then_runs_api_instances_web_and_bot_in_order() {
     again.wait_stderr("migration command skipped: its fingerprint is unchanged", secs(30));
     let address = again.health_address();
     wait_health(&address, secs(30), "up again", |code, _| code == 200);
-    again.signal("TERM");
-    assert_eq!(again.wait_exit(secs(20)), 0);
+    again.assert_stops_cleanly(secs(20));
     assert!(!again.stdout.text().contains("migrate |"), "{}", again.stdout.text());
     drop(redis);
 }
@@ -231,7 +229,7 @@ fn compose_stack_replicas_racing_through_drizzle_apply_once_only_under_the_lock(
         ),
         "1"
     );
-    stop_cleanly(&mut replicas);
+    stop_all_cleanly(&mut replicas);
 }
 
 #[test]
@@ -327,7 +325,7 @@ fn mysql_staging_seeds_staging_only_once_per_replica_under_the_lock_as_non_root(
     assert_eq!(applied, 1);
     assert_eq!(db.sql("staging", "SELECT count(*) FROM _prisma_migrations"), "2");
     assert_eq!(db.sql("staging", "SELECT count(*) FROM Product"), "3");
-    stop_cleanly(&mut replicas);
+    stop_all_cleanly(&mut replicas);
 
     // The same image in production: its own required keys, and no seed.
     let production_url = db.create_database("production");
@@ -344,8 +342,7 @@ fn mysql_staging_seeds_staging_only_once_per_replica_under_the_lock_as_non_root(
         .start();
     let address = production.health_address();
     wait_health(&address, secs(60), "production up", |code, _| code == 200);
-    production.signal("TERM");
-    assert_eq!(production.wait_exit(secs(20)), 0);
+    production.assert_stops_cleanly(secs(20));
     assert!(
         !production.stdout.text().contains("seed |"),
         "{}",
@@ -390,8 +387,7 @@ fn nextjs_tunnel_opens_the_tunnel_once_next_is_ready_and_closes_it_first() {
     let (code, body) = http("GET", &format!("127.0.0.1:{port}"), "/");
     assert_eq!(code, 200, "{body}");
 
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(20)), 0);
+    run.assert_stops_cleanly(secs(20));
     let stdout = run.stdout.text();
     let stderr = run.stderr.text();
     assert_before(&stderr, "ready process=next", "started process=tunnel");
@@ -451,7 +447,7 @@ fn native_sql_four_replicas_apply_once_and_healthcheck_follows_the_phase() {
         ),
         "1"
     );
-    stop_cleanly(&mut replicas);
+    stop_all_cleanly(&mut replicas);
     for replica in &replicas {
         assert!(
             replica.stdout.text().contains("api: SIGTERM, stopped"),
@@ -478,8 +474,7 @@ fn basic_serves_through_the_backend_and_stops_frontend_first() {
     let (code, body) = http("GET", &format!("127.0.0.1:{port}"), "/");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("backend says:"), "{body}");
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(20)), 0);
+    run.assert_stops_cleanly(secs(20));
     let stderr = run.stderr.text();
     assert_before(&stderr, "ready process=backend", "started process=frontend");
     assert_before(&stderr, "stopped process=frontend", "stopped process=backend");

@@ -79,6 +79,5 @@ depends_on = { assets = "completed" }
         .pid1()
         .start();
     run.wait_stdout("web.0 | built", secs(10));
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }

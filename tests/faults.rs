@@ -58,8 +58,7 @@ fn a_child_that_forks_five_thousand_grandchildren_and_exits() {
         procs.len() == 1 && procs[0].state != 'Z'
     });
     assert_eq!(left[0].comm, "sleep");
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -71,8 +70,7 @@ fn a_child_that_closes_its_stdout_early_keeps_running() {
         .start();
     run.wait_stdout("quiet.0 | bye", secs(10));
     run.wait_descendants(secs(10), "the sleep", |p| p.iter().any(|p| p.comm == "sleep"));
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -146,8 +144,7 @@ fn stdout_going_away_never_kills_pid1() {
     let address = run.health_address();
     assert_eq!(crate::support::http("GET", &address, "/livez").0, 200);
     assert_eq!(crate::support::http("GET", &address, "/health").0, 200);
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -167,8 +164,7 @@ fn a_hundred_processes_times_four_instances() {
         code == 200 && json["processes"].as_array().map_or(0, Vec::len) == 400
     });
     let sent = Instant::now();
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(15)), 0);
+    run.assert_stops_cleanly(secs(15));
     assert!(
         sent.elapsed() < Duration::from_secs(5),
         "stop took {:?}",

@@ -77,8 +77,7 @@ fn endpoints_methods_and_paths() {
     // Nothing from the environment or the config's commands is ever in a response.
     let (_, body) = http("GET", &address, "/health");
     assert!(!body.contains("sleep 1000"), "{body}");
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -117,8 +116,7 @@ fn metrics_are_valid_prometheus_text() {
     assert_eq!(value("supervisor_phase", &[("phase", "stopping")]), 0.0);
     assert!(value("supervisor_uptime_seconds", &[]) > 0.0);
     assert_eq!(value("supervisor_migrations_applied_total", &[]), 0.0);
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -166,8 +164,7 @@ ready = {{ tcp = "127.0.0.1:{port}", interval = "50ms" }}
     };
     assert!(at("ready process=db") < at("started process=api"), "{stderr}");
     assert!(at("ready process=api") < at("started process=web"), "{stderr}");
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -210,8 +207,7 @@ backoff = {{ initial = "50ms", max = "50ms" }}
     });
     assert_eq!(healthy["processes"][0]["state"], "running");
     assert_eq!(wait_lines(&run.dir().join("starts.log"), 2, secs(1)).len(), 2);
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -295,8 +291,7 @@ fn probes_expand_variables_from_the_process_environment() {
     wait_health(&address, secs(5), "web ready through its own PORT", |code, json| {
         code == 200 && json["processes"][0]["ready"] == true
     });
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 
     let unset = Test::new().config(config).args(["run"]).run();
     unset.assert_code(78);
@@ -345,8 +340,7 @@ fn idle_and_garbage_connections_do_not_stall_health() {
         "/health took {took:?} with 300 junk connections"
     );
     drop(junk);
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -371,8 +365,7 @@ fn healthcheck_exits_0_on_200_and_1_otherwise() {
         .args(["healthcheck"])
         .run();
     by_setting.assert_code(1);
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
     let unreachable = Test::new()
         .args(["healthcheck", "--url", &url, "--timeout", "1s"])
         .run();

@@ -14,8 +14,7 @@ fn a_procfile_is_used_when_there_is_no_supervisor_toml() {
         .start();
     run.wait_stdout("web.0 | web-up", secs(10));
     run.wait_stdout("worker.0 | worker-up", secs(10));
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]

@@ -117,6 +117,5 @@ fn raw_mode_writes_straight_through() {
         .start();
     let stdout = run.stdout.wait_until(secs(10), "raw line", |t| t.contains("untouched"));
     assert!(stdout.lines().any(|l| l == "untouched"), "{stdout}");
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }

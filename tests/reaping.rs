@@ -17,8 +17,7 @@ fn an_orphan_storm_leaves_no_zombie() {
         procs.len() == 1 && procs.iter().all(|p| p.state != 'Z')
     });
     assert_eq!(left[0].comm, "sleep");
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -70,8 +69,7 @@ fn children_start_with_a_clean_signal_state_and_no_extra_descriptors() {
         .parse()
         .expect("pgrp number");
     assert_eq!(pgrp, sleep);
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -93,8 +91,7 @@ fn when_not_pid1_it_adopts_and_reaps_orphans_and_stops_stragglers() {
         .pid;
     let ppid: i32 = status_field(orphan, "PPid").expect("PPid").parse().expect("ppid");
     assert_eq!(ppid, supervisor);
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
     // The straggler that left its group was stopped before we exited.
     assert!(proc_info(orphan).is_none_or(|p| p.state == 'Z'), "straggler survived");
 }

@@ -60,8 +60,7 @@ command = "echo serving; sleep 1000"
     run.wait_descendants(secs(10), "backend alive (its sleep running)", |procs| {
         procs.iter().any(|p| p.comm == "sleep")
     });
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -113,8 +112,7 @@ fn a_crashed_process_is_restarted_and_the_others_keep_their_pids() {
         "the worker was disturbed"
     );
     run.wait_stderr("killed by SIGKILL; restarting", secs(10));
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]

@@ -96,8 +96,7 @@ fn no_secret_value_reaches_any_output() {
     let health = wait_health(&address, secs(10), "ok", |code, _| code == 200);
     let (_, metrics) = http("GET", &address, "/metrics");
     let (_, readyz) = http("GET", &address, "/readyz");
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
     assert_clean(
         "health, metrics and JSON logs",
         &[

@@ -119,8 +119,7 @@ fn sighup_usr1_usr2_and_winch_reach_every_child() {
             run.wait_stdout(&format!("{name} | got-{signal}"), secs(10));
         }
     }
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }
 
 #[test]
@@ -148,8 +147,7 @@ fn shutdown_order_is_the_reverse_of_depends_on() {
         started("backend") < started("frontend") && started("frontend") < started("worker"),
         "{stderr}"
     );
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(15)), 0);
+    run.assert_stops_cleanly(secs(15));
     let order = wait_lines(&run.dir().join("order.log"), 3, secs(1));
     assert_eq!(order, ["worker", "frontend", "backend"]);
 }
@@ -193,6 +191,5 @@ fn job_control_signals_never_stop_pid1() {
         run.signal(signal);
     }
     // The supervisor still reacts: a HUP would kill `sleep`… so ask for a stop instead.
-    run.signal("TERM");
-    assert_eq!(run.wait_exit(secs(10)), 0);
+    run.assert_stops_cleanly(secs(10));
 }

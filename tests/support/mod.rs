@@ -333,6 +333,13 @@ impl Running {
         send(self.pid(), signal);
     }
 
+    /// `docker stop`: SIGTERM, then exit 0 within `timeout`.
+    pub fn assert_stops_cleanly(&mut self, timeout: Duration) {
+        self.signal("TERM");
+        let code = self.wait_exit(timeout);
+        assert_eq!(code, 0, "stderr: {}", self.stderr.text());
+    }
+
     /// Waits for a line on stdout containing `needle`.
     pub fn wait_stdout(&self, needle: &str, timeout: Duration) -> String {
         self.stdout
