@@ -36,18 +36,6 @@ fn monolith(database_url: &str, redis_port: u16) -> Test {
         .env("REALTIME_STREAM_KEY", CANARY_KEY)
 }
 
-/// `first` appears in `text`, and before `second`.
-fn assert_before(text: &str, first: &str, second: &str) {
-    let at = |needle: &str| {
-        text.find(needle)
-            .unwrap_or_else(|| panic!("{needle:?} missing:\n{text}"))
-    };
-    assert!(
-        at(first) < at(second),
-        "{first:?} should come before {second:?}:\n{text}"
-    );
-}
-
 /// `docker stop` on every replica at once: each exits 0, no secret printed.
 fn stop_all_cleanly(replicas: &mut [Running]) {
     for replica in replicas.iter() {

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, http, secs, wait_health, wait_lines, Test};
+use crate::support::{assert_before, free_port, http, secs, wait_health, wait_lines, Test};
 
 #[test]
 fn health_goes_from_starting_to_ok_to_degraded_to_stopping() {
@@ -157,13 +157,8 @@ ready = {{ tcp = "127.0.0.1:{port}", interval = "50ms" }}
     );
     // Our own lines travel on stderr, apart from the children's: wait for the last one read below.
     let stderr = run.wait_stderr("started process=web", secs(10));
-    let at = |needle: &str| {
-        stderr
-            .find(needle)
-            .unwrap_or_else(|| panic!("{needle} missing:\n{stderr}"))
-    };
-    assert!(at("ready process=db") < at("started process=api"), "{stderr}");
-    assert!(at("ready process=api") < at("started process=web"), "{stderr}");
+    assert_before(&stderr, "ready process=db", "started process=api");
+    assert_before(&stderr, "ready process=api", "started process=web");
     run.assert_stops_cleanly(secs(10));
 }
 

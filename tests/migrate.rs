@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::db::{MariaDb, Postgres};
-use crate::support::{secs, wait_lines, Running, Test};
+use crate::support::{assert_before, secs, wait_lines, Running, Test};
 
 const MIGRATIONS: [(&str, &str); 3] = [
     ("migrations/1_users.sql", "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);\nCREATE INDEX users_email ON users (email);\n"),
@@ -391,9 +391,8 @@ restart = "never"
         .run();
     finished.assert_code(0);
     let out = &finished.stdout;
-    let at = |needle: &str| out.find(needle).unwrap_or_else(|| panic!("{needle} missing in {out}"));
-    assert!(at("task.seed | seeding") < at("task.warm | warming"));
-    assert!(at("task.warm | warming") < at("app.0 | app-up"));
+    assert_before(out, "task.seed | seeding", "task.warm | warming");
+    assert_before(out, "task.warm | warming", "app.0 | app-up");
     assert!(!out.contains("never-in-staging"));
     assert!(
         finished.stderr.contains("Applied 1 migration(s): 1_users"),

@@ -534,6 +534,18 @@ pub fn send(pid: i32, signal: &str) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("kill");
 }
 
+/// `first` appears in `text`, and before `second`.
+pub fn assert_before(text: &str, first: &str, second: &str) {
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing:\n{text}"))
+    };
+    assert!(
+        at(first) < at(second),
+        "{first:?} should come before {second:?}:\n{text}"
+    );
+}
+
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
