@@ -308,46 +308,21 @@ impl Db {
 
     /// The recorded history, oldest first; empty before the table exists.
     pub async fn applied(&mut self) -> Result<Vec<Applied>, sqlx::Error> {
-        let rows = match self {
+        match self {
             Db::Postgres { conn, .. } => {
                 let sql = format!(
                     "SELECT version, name, checksum, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
                      FROM {HISTORY_TABLE} ORDER BY version"
                 );
-                match sqlx::query(&sql).fetch_all(conn).await {
-                    Ok(rows) => rows
-                        .iter()
-                        .map(|r| Applied {
-                            version: r.get(0),
-                            name: r.get(1),
-                            checksum: r.get(2),
-                            applied_at: r.get(3),
-                        })
-                        .collect(),
-                    Err(err) if is_missing_table(&err) => Vec::new(),
-                    Err(err) => return Err(err),
-                }
+                history(sqlx::query(&sql).fetch_all(conn).await)
             }
             Db::MySql { conn, .. } => {
                 let sql = format!(
                     "SELECT version, name, checksum, DATE_FORMAT(applied_at, '%Y-%m-%dT%H:%i:%S') FROM {HISTORY_TABLE} ORDER BY version"
                 );
-                match sqlx::query(&sql).fetch_all(conn).await {
-                    Ok(rows) => rows
-                        .iter()
-                        .map(|r| Applied {
-                            version: r.get(0),
-                            name: r.get(1),
-                            checksum: r.get(2),
-                            applied_at: r.get(3),
-                        })
-                        .collect(),
-                    Err(err) if is_missing_table(&err) => Vec::new(),
-                    Err(err) => return Err(err),
-                }
+                history(sqlx::query(&sql).fetch_all(conn).await)
             }
-        };
-        Ok(rows)
+        }
     }
 
     /// Applies one migration and records it; both or neither, unless the
@@ -495,6 +470,28 @@ fn is_missing_table(err: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+/// History rows as read by either backend; no table yet means nothing applied.
+fn history<R: Row>(rows: Result<Vec<R>, sqlx::Error>) -> Result<Vec<Applied>, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    match rows {
+        Ok(rows) => Ok(rows
+            .iter()
+            .map(|r| Applied {
+                version: r.get(0),
+                name: r.get(1),
+                checksum: r.get(2),
+                applied_at: r.get(3),
+            })
+            .collect()),
+        Err(err) if is_missing_table(&err) => Ok(Vec::new()),
+        Err(err) => Err(err),
+    }
+}
+
 /// `SELECT f($1, $2)` of a Postgres advisory-lock function on our two-int4 key.
 async fn pg_lock_call(conn: &mut PgConnection, sql: &'static str, key: &LockKey) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(sql)
