@@ -42,10 +42,40 @@ fn check(text: &str, origin: &str) {
     }
 }
 
+/// What a newcomer relies on: the README opens with its title and the two
+/// commands for a fresh machine (the main job, then the tests), stays a
+/// readable size (a scripted edit once inserted a paragraph between every
+/// character of it), and its own TOML examples parse.
+#[test]
+fn the_readme_starts_with_two_commands_and_stays_readable() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("# supervisor"), "README.md must start with its title");
+    assert_eq!(lines.next(), Some(""));
+    assert_eq!(lines.next(), Some("```sh"), "the title is followed by the two-command block");
+    let commands: Vec<&str> = lines.by_ref().take_while(|line| *line != "```").collect();
+    assert_eq!(commands.len(), 2, "exactly two commands: {commands:?}");
+    assert!(commands[0].starts_with("./examples/basic/run.sh"), "{commands:?}");
+    assert!(commands[1].starts_with("./scripts/test.sh"), "{commands:?}");
+    assert!(root.join("examples/basic/run.sh").exists() && root.join("scripts/test.sh").exists());
+    assert!(
+        text.len() < 20_000 && text.lines().count() < 400,
+        "README.md is {} bytes in {} lines: something rewrote it",
+        text.len(),
+        text.lines().count()
+    );
+    let blocks = toml_blocks(&text);
+    assert!(!blocks.is_empty(), "README.md shows no supervisor.toml");
+    for (line, block) in blocks {
+        check(&block, &format!("README.md:{line}"));
+    }
+}
+
 #[test]
 fn every_toml_block_in_the_docs_parses() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = vec![root.join("README.md")];
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(root.join("docs")).expect("docs/") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "md") {
