@@ -50,6 +50,7 @@ impl Job {
             user,
             output: spawn::Output::Piped,
             take_terminal: false,
+            guarded: true,
         });
         let (tx, exit) = oneshot::channel();
         let mut child = runner.reaper.spawn(&mut std_command, move |_pid, status| {
@@ -85,6 +86,18 @@ impl Job {
         })
         .await;
         status
+    }
+
+    /// SIGKILL to whatever is left in the job's group (what the command
+    /// started and left behind), waiting until the group is empty: nothing of
+    /// a job that ran under the lock may outlive our hold on it.
+    pub async fn end_group(&self) {
+        if !spawn::kill_group_and_wait(self.pid, std::time::Duration::from_secs(5)).await {
+            tracing::warn!(
+                pid = self.pid.as_raw(),
+                "processes of the job's group are still there 5 s after SIGKILL"
+            );
+        }
     }
 
     /// TERM (and CONT) to its group, SIGKILL after `grace`; then waits.

@@ -51,9 +51,17 @@ fn the_readme_starts_with_two_commands_and_stays_readable() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("README.md")).expect("README.md");
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("# supervisor"), "README.md must start with its title");
+    assert_eq!(
+        lines.next(),
+        Some("# supervisor"),
+        "README.md must start with its title"
+    );
     assert_eq!(lines.next(), Some(""));
-    assert_eq!(lines.next(), Some("```sh"), "the title is followed by the two-command block");
+    assert_eq!(
+        lines.next(),
+        Some("```sh"),
+        "the title is followed by the two-command block"
+    );
     let commands: Vec<&str> = lines.by_ref().take_while(|line| *line != "```").collect();
     assert_eq!(commands.len(), 2, "exactly two commands: {commands:?}");
     assert!(commands[0].starts_with("./examples/basic/run.sh"), "{commands:?}");

@@ -12,6 +12,7 @@ mod examples;
 mod exit_codes;
 mod faults;
 mod health;
+mod lease;
 mod lifecycle;
 mod logs;
 mod migrate;

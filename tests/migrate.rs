@@ -236,11 +236,11 @@ fn sigkill_of_the_lock_holder_lets_the_next_replica_proceed() {
     holder.wait_stdout("migrate | holding", secs(30));
     let mut waiter = replica(&url, &command, &[]).start();
     waiter.wait_stderr("waiting for the migration lock held by", secs(30));
-    let killed = Instant::now();
     crate::support::send(holder.pid(), "KILL");
-    assert_eq!(waiter.wait_exit(secs(30)), 0, "{}", waiter.stderr.text());
-    let took = killed.elapsed();
-    assert!(took < Duration::from_secs(5), "the lock took {took:?} to come free");
+    assert_eq!(waiter.wait_exit(secs(60)), 0, "{}", waiter.stderr.text());
+    // The holder's command did not finish: the lease is waited out first.
+    let stderr = waiter.stderr.text();
+    assert!(stderr.contains("which did not finish: waiting 12s"), "{stderr}");
     let _ = holder.wait_exit(secs(10));
 }
 

@@ -36,6 +36,7 @@ pub async fn exec(mut ctx: Context, context: Option<String>, argv: Vec<OsString>
         user: None,
         output: spawn::Output::Inherit,
         take_terminal,
+        guarded: false,
     });
     let (exit_tx, mut exited) = tokio::sync::oneshot::channel();
     let child = ctx

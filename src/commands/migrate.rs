@@ -10,7 +10,7 @@ use crate::supervise::Outcome;
 
 use super::Context;
 
-pub async fn migrate(ctx: Context, context: Option<String>, status: bool) -> Result<Outcome, Error> {
+pub async fn migrate(mut ctx: Context, context: Option<String>, status: bool) -> Result<Outcome, Error> {
     let config = config::load(config::locate(ctx.config_path().as_deref())?)?;
     let Some(section) = &config.migrate else {
         return Err(ConfigError::Invalid {
@@ -38,7 +38,7 @@ pub async fn migrate(ctx: Context, context: Option<String>, status: bool) -> Res
             format: ctx.line_format(),
         },
     };
-    migrate::run(&phase).await?;
+    migrate::run(&phase, &mut ctx.signals).await?;
     Ok(Outcome { code: 0 })
 }
 

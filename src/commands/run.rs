@@ -82,16 +82,19 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
             tasks: locked_tasks,
             runner: runner.clone(),
         };
-        match until_stopped(migrate::run(&phase), &mut ctx.signals).await {
-            Some(Ok(summary)) => board.set_migrations(summary.migrations()),
-            Some(Err(err)) => {
+        match migrate::run(&phase, &mut ctx.signals).await {
+            Ok(summary) => board.set_migrations(summary.migrations()),
+            Err(migrate::MigrateError::Stopped { signal }) => {
+                tracing::info!(signal = %signal, "stopping before any process started");
+                return Ok(stopped_before_start(&mut ctx).await);
+            }
+            Err(err) => {
                 board.set_migrations(health::status::Migrations {
                     state: "failed",
                     ..Default::default()
                 });
                 return Err(err.into());
             }
-            None => return Ok(stopped_before_start(&mut ctx).await),
         }
     }
     if !free_tasks.is_empty() {

@@ -17,6 +17,8 @@ use super::url::{Backend, DatabaseUrl};
 
 pub const HISTORY_TABLE: &str = "_supervisor_migrations";
 pub const STATE_TABLE: &str = "_supervisor_migrate_state";
+/// Commands under the lock that started and have not been seen to end (see `lease`).
+pub const LEASE_TABLE: &str = "_supervisor_lease";
 
 /// Four ASCII bytes, "supv": the first half of our two-int4 Postgres key.
 /// Single-bigint keys (Prisma's 72707369, sqlx, Flyway…) live in another key
@@ -26,6 +28,8 @@ const LOCK_CLASS: i32 = i32::from_be_bytes(*b"supv");
 /// What identifies the lock on each backend.
 #[derive(Debug, Clone)]
 pub struct LockKey {
+    /// `[migrate].lock_name`, as configured.
+    pub name: String,
     pub class: i32,
     pub object: i32,
     /// MySQL's GET_LOCK name: server-wide, so it includes the database.
@@ -42,6 +46,7 @@ impl LockKey {
             mysql_name = format!("supervisor:{}", &hex::encode(digest)[..40]);
         }
         LockKey {
+            name: lock_name.to_string(),
             class: LOCK_CLASS,
             object,
             mysql_name,
@@ -218,6 +223,101 @@ impl Db {
         }
     }
 
+    /// One heartbeat of the lease: is the lock still ours? Then a short wait
+    /// *inside the server*, so that a query is in flight nearly all the time
+    /// and the end of the session (terminated, server restarted) is seen the
+    /// moment it happens, not at the next check.
+    pub async fn beat(&mut self, key: &LockKey, pause: Duration) -> Result<bool, sqlx::Error> {
+        if !self.holds_lock(key).await? {
+            return Ok(false);
+        }
+        match self {
+            Db::Postgres { conn, .. } => sqlx::query("SELECT pg_sleep($1)")
+                .bind(pause.as_secs_f64())
+                .execute(conn)
+                .await
+                .map(drop)?,
+            Db::MySql { conn, .. } => sqlx::query("SELECT SLEEP(?)")
+                .bind(pause.as_secs_f64())
+                .execute(conn)
+                .await
+                .map(drop)?,
+        }
+        Ok(true)
+    }
+
+    /// Records that `what` starts under the lock named `lock_name`.
+    pub async fn mark_unfinished(&mut self, lock_name: &str, holder: &str, what: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Db::Postgres { conn, .. } => {
+                sqlx::query(&format!(
+                    "INSERT INTO {LEASE_TABLE} (lock_name, holder, what) VALUES ($1, $2, $3) \
+                     ON CONFLICT (lock_name) DO UPDATE SET holder = EXCLUDED.holder, what = EXCLUDED.what, since = now()"
+                ))
+                .bind(lock_name)
+                .bind(holder)
+                .bind(what)
+                .execute(conn)
+                .await?;
+            }
+            Db::MySql { conn, .. } => {
+                sqlx::query(&format!(
+                    "INSERT INTO {LEASE_TABLE} (lock_name, holder, what) VALUES (?, ?, ?) \
+                     ON DUPLICATE KEY UPDATE holder = VALUES(holder), what = VALUES(what), since = CURRENT_TIMESTAMP(6)"
+                ))
+                .bind(lock_name)
+                .bind(holder)
+                .bind(what)
+                .execute(conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The record of a command that started under this lock and was not seen
+    /// to end: "the migration command of supervisor@web-1, started 2026-… UTC".
+    pub async fn unfinished(&mut self, lock_name: &str) -> Result<Option<String>, sqlx::Error> {
+        let row = match self {
+            Db::Postgres { conn, .. } => sqlx::query(&format!(
+                "SELECT holder, what, to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') \
+                     FROM {LEASE_TABLE} WHERE lock_name = $1"
+            ))
+            .bind(lock_name)
+            .fetch_optional(conn)
+            .await?
+            .map(|row| (row.get(0), row.get(1), row.get(2))),
+            Db::MySql { conn, .. } => sqlx::query(&format!(
+                "SELECT holder, what, DATE_FORMAT(since, '%Y-%m-%d %H:%i:%S') FROM {LEASE_TABLE} WHERE lock_name = ?"
+            ))
+            .bind(lock_name)
+            .fetch_optional(conn)
+            .await?
+            .map(|row| (row.get(0), row.get(1), row.get(2))),
+        };
+        Ok(row
+            .map(|(holder, what, since): (String, String, String)| format!("{what} of {holder}, started {since} UTC")))
+    }
+
+    /// The command's group is empty: nothing of it runs any more.
+    pub async fn clear_unfinished(&mut self, lock_name: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Db::Postgres { conn, .. } => {
+                sqlx::query(&format!("DELETE FROM {LEASE_TABLE} WHERE lock_name = $1"))
+                    .bind(lock_name)
+                    .execute(conn)
+                    .await?;
+            }
+            Db::MySql { conn, .. } => {
+                sqlx::query(&format!("DELETE FROM {LEASE_TABLE} WHERE lock_name = ?"))
+                    .bind(lock_name)
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Who holds the lock: "pid 4123 (supervisor@web-1, 10.0.3.4, state active, connected 12s ago, query …)".
     pub async fn holder(&mut self, key: &LockKey) -> Result<Option<String>, sqlx::Error> {
         match self {
@@ -267,7 +367,7 @@ impl Db {
     }
 
     pub async fn ensure_tables(&mut self) -> Result<(), sqlx::Error> {
-        let statements: [String; 2] = match self {
+        let statements: [String; 3] = match self {
             Db::Postgres { .. } => [
                 format!(
                     "CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
@@ -278,6 +378,10 @@ impl Db {
                     "CREATE TABLE IF NOT EXISTS {STATE_TABLE} (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, \
                      command TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), duration BIGINT NOT NULL, \
                      applied_by TEXT NOT NULL)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (lock_name TEXT PRIMARY KEY, holder TEXT NOT NULL, \
+                     what TEXT NOT NULL, since TIMESTAMPTZ NOT NULL DEFAULT now())"
                 ),
             ],
             Db::MySql { .. } => [
@@ -290,6 +394,10 @@ impl Db {
                     "CREATE TABLE IF NOT EXISTS {STATE_TABLE} (`key` VARCHAR(191) PRIMARY KEY, fingerprint VARCHAR(64) NOT NULL, \
                      command TEXT NOT NULL, applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), \
                      duration BIGINT NOT NULL, applied_by VARCHAR(255) NOT NULL)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (lock_name VARCHAR(191) PRIMARY KEY, holder VARCHAR(255) NOT NULL, \
+                     what VARCHAR(255) NOT NULL, since TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))"
                 ),
             ],
         };
@@ -434,8 +542,11 @@ impl Db {
     }
 }
 
-/// The lock session must not be cut by the server's own timeouts, and must
-/// notice a dead peer quickly (SPEC §4).
+/// The lock session must not be cut by the server's own timeouts, must have
+/// the server drop it when we go silent only *after* our lease has run out
+/// (keepalives: 5 s + 5 × 2 s; unacknowledged data: 15 s; both longer than
+/// `lease::LEASE`), and must make the lease record durable before the lock
+/// can pass on (SPEC §4).
 async fn prepare_postgres(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
         .fetch_one(&mut *conn)
@@ -444,10 +555,16 @@ async fn prepare_postgres(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         "SET statement_timeout = 0",
         "SET lock_timeout = 0",
         "SET idle_in_transaction_session_timeout = 0",
-        "SET tcp_keepalives_idle = 10",
-        "SET tcp_keepalives_interval = 5",
-        "SET tcp_keepalives_count = 3",
+        "SET synchronous_commit = on",
+        "SET tcp_keepalives_idle = 5",
+        "SET tcp_keepalives_interval = 2",
+        "SET tcp_keepalives_count = 5",
+        // `CREATE TABLE IF NOT EXISTS` notices on every replica are noise.
+        "SET client_min_messages = warning",
     ];
+    if version >= 120000 {
+        settings.push("SET tcp_user_timeout = 15000");
+    }
     if version >= 140000 {
         // Without it a SIGKILLed holder keeps the lock until its statement ends.
         settings.push("SET idle_session_timeout = 0");

@@ -8,7 +8,9 @@ use globset::{Glob, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 over the command and the sorted (path, content hash) pairs of
-/// every file under `base` matching one of `patterns`.
+/// every file under `base` matching one of `patterns`. A pattern that matches
+/// no file is refused: with a typo there (`prisma/migration/**`) the hash
+/// would never change again and every later migration would be skipped.
 pub fn compute(command: &str, patterns: &[String], base: &Path) -> Result<String, String> {
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
@@ -16,6 +18,7 @@ pub fn compute(command: &str, patterns: &[String], base: &Path) -> Result<String
     }
     let set = builder.build().map_err(|err| err.to_string())?;
     let mut files: Vec<(String, String)> = Vec::new();
+    let mut matched = vec![false; patterns.len()];
     for root in patterns.iter().map(|p| literal_prefix(p)) {
         let start = base.join(&root);
         if !start.exists() {
@@ -28,11 +31,22 @@ pub fn compute(command: &str, patterns: &[String], base: &Path) -> Result<String
             }
             let relative = entry.path().strip_prefix(base).unwrap_or(entry.path());
             let shown = relative.to_string_lossy().replace('\\', "/");
-            if set.is_match(relative) && !files.iter().any(|(path, _)| *path == shown) {
+            let hits = set.matches(relative);
+            for &index in &hits {
+                matched[index] = true;
+            }
+            if !hits.is_empty() && !files.iter().any(|(path, _)| *path == shown) {
                 let content = std::fs::read(entry.path()).map_err(|err| format!("{shown}: {err}"))?;
                 files.push((shown, hex::encode(Sha256::digest(&content))));
             }
         }
+    }
+    if let Some(index) = matched.iter().position(|m| !m) {
+        return Err(format!(
+            "{:?} matches no file under {}: a typo here would skip every future migration",
+            patterns[index],
+            base.display()
+        ));
     }
     files.sort();
     let mut hasher = Sha256::new();
@@ -86,6 +100,16 @@ mod tests {
             second,
             compute("npx prisma migrate deploy --x", &patterns, base).unwrap()
         );
+    }
+
+    #[test]
+    fn a_pattern_that_matches_nothing_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("prisma/migrations")).unwrap();
+        std::fs::write(dir.path().join("prisma/migrations/1.sql"), "x").unwrap();
+        let patterns = vec!["prisma/migrations/**".to_string(), "prisma/migration/**".to_string()];
+        let error = compute("npx prisma migrate deploy", &patterns, dir.path()).unwrap_err();
+        assert!(error.starts_with("\"prisma/migration/**\" matches no file"), "{error}");
     }
 
     #[test]

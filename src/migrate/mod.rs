@@ -20,6 +20,7 @@
 
 pub mod db;
 mod fingerprint;
+pub mod lease;
 pub mod native;
 pub mod url;
 
@@ -27,11 +28,14 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::{MigrateSection, Task};
 use crate::health::status::Migrations;
 use crate::job::{Job, Runner};
+use crate::pid1::signals::next_stop;
 use db::{Db, LockKey};
 use native::Migration;
 use url::DatabaseUrl;
@@ -42,8 +46,6 @@ const POLL: Duration = Duration::from_millis(250);
 const FIRST_POLL: Duration = Duration::from_millis(25);
 /// A waiter says who holds the lock this often.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
-/// The lock is checked this often while a command runs under it.
-const HEARTBEAT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
@@ -69,8 +71,10 @@ pub enum MigrateError {
     Database { url: DatabaseUrl, error: String },
     #[error("migrate: the migration lock was not free within {}; held by {holder}", humantime::format_duration(*waited))]
     LockTimeout { waited: Duration, holder: String },
-    #[error("migrate: the migration lock was lost while {what} ran; it was stopped")]
-    LockLost { what: String },
+    #[error("migrate: the migration lock was lost while {what} ran ({reason}); it was stopped")]
+    LockLost { what: String, reason: String },
+    #[error("migrate: stopped by {signal} before the migrations finished")]
+    Stopped { signal: Signal },
     #[error("migrate: {} failed and was rolled back (not recorded): {error}", path.display())]
     Failed { path: PathBuf, error: String },
     #[error("migrate: {} (version {version}) changed after it was applied\nhint: {hint}", path.display())]
@@ -104,6 +108,7 @@ impl MigrateError {
             MigrateError::Failed { .. } | MigrateError::Changed { .. } => 65,
             MigrateError::CommandFailed { code, .. } | MigrateError::TaskFailed { code, .. } => *code,
             MigrateError::Spawn { error, .. } => crate::pid1::spawn::spawn_error_code(error),
+            MigrateError::Stopped { signal } => 128 + *signal as i32,
         }
     }
 }
@@ -149,14 +154,50 @@ impl Work<'_> {
     }
 }
 
-/// How one attempt at the phase ended.
-enum Attempt {
-    Done(Summary),
-    /// The connection dropped mid-phase: start over.
+/// Why an attempt at the phase did not finish.
+enum Failure {
+    /// The connection dropped half way (the server restarted): start over.
     Lost(String),
+    /// Anything else ends the phase.
+    Fatal(MigrateError),
 }
 
-pub async fn run(phase: &Phase<'_>) -> Result<Summary, MigrateError> {
+impl From<MigrateError> for Failure {
+    fn from(err: MigrateError) -> Failure {
+        Failure::Fatal(err)
+    }
+}
+
+/// A database error as a failure: the connection's own errors start the
+/// phase over, the statement's end it.
+fn sql(url: &DatabaseUrl) -> impl Fn(sqlx::Error) -> Failure + '_ {
+    move |err| {
+        if db::is_transient(&err) {
+            Failure::Lost(describe(url, &err))
+        } else {
+            Failure::Fatal(MigrateError::Database {
+                url: url.clone(),
+                error: describe(url, &err),
+            })
+        }
+    }
+}
+
+/// Runs `future` unless a stop signal comes first.
+async fn or_stop<T>(
+    future: impl std::future::Future<Output = T>,
+    signals: &mut mpsc::UnboundedReceiver<Signal>,
+) -> Result<T, Failure> {
+    tokio::select! {
+        value = future => Ok(value),
+        signal = next_stop(signals) => Err(Failure::Fatal(MigrateError::Stopped { signal })),
+    }
+}
+
+/// The phase, with every replica racing: applied exactly once, never two
+/// commands at once (`lease`). A stop signal ends it: a command under the
+/// lock is stopped first, and only then is the lock released.
+pub async fn run(phase: &Phase<'_>, signals: &mut mpsc::UnboundedReceiver<Signal>) -> Result<Summary, MigrateError> {
     let started = std::time::Instant::now();
     let url = database_url(phase.config, phase.env)?;
 
@@ -172,18 +213,36 @@ pub async fn run(phase: &Phase<'_>) -> Result<Summary, MigrateError> {
         ),
         _ => None,
     };
+    let wanted = Wanted {
+        migrations: &migrations,
+        fingerprint: fingerprint.as_deref(),
+        config: phase.config,
+        state_key: state_key(&phase.config.lock_name),
+    };
     loop {
-        match attempt(phase, &url, &migrations, fingerprint.as_deref()).await? {
-            Attempt::Done(mut summary) => {
+        match attempt(phase, &url, &wanted, signals).await {
+            Ok(mut summary) => {
                 summary.duration = started.elapsed();
                 return Ok(summary);
             }
-            Attempt::Lost(error) => {
+            Err(Failure::Fatal(err)) => return Err(err),
+            Err(Failure::Lost(error)) => {
                 tracing::warn!(database = %url, error = %error, "connection lost during migrations; starting over");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                if let Err(Failure::Fatal(err)) = or_stop(tokio::time::sleep(Duration::from_millis(500)), signals).await
+                {
+                    return Err(err);
+                }
             }
         }
     }
+}
+
+/// What this replica wants done, to be compared with what the database says.
+struct Wanted<'m> {
+    migrations: &'m [Migration],
+    fingerprint: Option<&'m str>,
+    config: &'m MigrateSection,
+    state_key: String,
 }
 
 /// The database to migrate: `[migrate].database_url_env` in the validated environment.
@@ -207,68 +266,80 @@ fn state_key(lock_name: &str) -> String {
     format!("command:{lock_name}")
 }
 
+/// One attempt: connect, leave when there is nothing to do, take the lock
+/// (or see another replica finish), do the work under it, release it.
 async fn attempt(
     phase: &Phase<'_>,
     url: &DatabaseUrl,
-    migrations: &[Migration],
-    fingerprint: Option<&str>,
-) -> Result<Attempt, MigrateError> {
+    wanted: &Wanted<'_>,
+    signals: &mut mpsc::UnboundedReceiver<Signal>,
+) -> Result<Summary, Failure> {
     let config = phase.config;
-    let mut db = connect(url, config.connect_timeout).await?;
-    let sql = |err: sqlx::Error| describe(url, &err);
-    macro_rules! db_try {
-        ($e:expr) => {
-            match $e {
-                Ok(value) => value,
-                Err(err) if db::is_transient(&err) => return Ok(Attempt::Lost(sql(err))),
-                Err(err) => {
-                    return Err(MigrateError::Database {
-                        url: url.clone(),
-                        error: sql(err),
-                    })
-                }
-            }
-        };
-    }
-    let database = db_try!(db.database_name().await);
+    let mut db = or_stop(connect(url, config.connect_timeout), signals).await??;
+    let database = db.database_name().await.map_err(sql(url))?;
     let key = LockKey::new(&config.lock_name, &database);
-    if db_try!(db.looks_pooled(&key).await) {
-        return Err(MigrateError::Pooler { url: url.clone() });
+    if db.looks_pooled(&key).await.map_err(sql(url))? {
+        return Err(MigrateError::Pooler { url: url.clone() }.into());
     }
-
-    let state_key = state_key(&config.lock_name);
-    let mut work = db_try!(work(&mut db, migrations, fingerprint, config, &state_key).await)?;
-    if work.is_empty() && phase.tasks.is_empty() {
-        if fingerprint.is_some() && config.command.is_some() {
+    if work(&mut db, wanted).await.map_err(sql(url))??.is_empty() && phase.tasks.is_empty() {
+        if wanted.fingerprint.is_some() && config.command.is_some() {
             tracing::info!("migration command skipped: its fingerprint is unchanged");
         }
-        tracing::info!(migrations = migrations.len(), "Database is up to date");
+        tracing::info!(migrations = wanted.migrations.len(), "Database is up to date");
         db.close().await;
-        return Ok(Attempt::Done(Summary::default()));
+        return Ok(Summary::default());
     }
+    if !or_stop(acquire(&mut db, &key, url, wanted, phase), signals).await?? {
+        tracing::info!("migrations applied by another replica; continuing");
+        db.close().await;
+        return Ok(Summary::default());
+    }
+    // A failure leaves the connection as it is: dropping it releases the lock.
+    let summary = under_lock(phase, &mut db, &key, url, wanted, signals).await?;
+    match db.unlock(&key).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("the migration lock was not held any more at release"),
+        Err(err) => {
+            tracing::warn!(error = %describe(url, &err), "cannot release the migration lock; closing the connection releases it")
+        }
+    }
+    db.close().await;
+    Ok(summary)
+}
 
-    // The lock: try, re-check, report the holder, give up at lock_timeout.
+/// Polls for the lock: true once it is ours, false when another replica
+/// finished the work meanwhile; reports the holder; gives up at `lock_timeout`.
+async fn acquire(
+    db: &mut Db,
+    key: &LockKey,
+    url: &DatabaseUrl,
+    wanted: &Wanted<'_>,
+    phase: &Phase<'_>,
+) -> Result<bool, Failure> {
+    let lock_timeout = phase.config.lock_timeout;
     let waiting_since = Instant::now();
     let mut last_report: Option<Instant> = None;
     let mut tries: u32 = 0;
     loop {
-        if db_try!(db.try_lock(&key).await) {
-            break;
+        if db.try_lock(key).await.map_err(sql(url))? {
+            return Ok(true);
         }
-        work = db_try!(self::work(&mut db, migrations, fingerprint, config, &state_key).await)?;
-        if work.is_empty() && phase.tasks.is_empty() {
-            tracing::info!("migrations applied by another replica; continuing");
-            db.close().await;
-            return Ok(Attempt::Done(Summary::default()));
+        if work(db, wanted).await.map_err(sql(url))??.is_empty() && phase.tasks.is_empty() {
+            return Ok(false);
         }
         let waited = waiting_since.elapsed();
-        if last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) || waited >= config.lock_timeout {
-            let holder = db_try!(db.holder(&key).await).unwrap_or_else(|| "nobody (released just now)".to_string());
-            if waited >= config.lock_timeout {
+        if last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) || waited >= lock_timeout {
+            let holder = db
+                .holder(key)
+                .await
+                .map_err(sql(url))?
+                .unwrap_or_else(|| "nobody (released just now)".to_string());
+            if waited >= lock_timeout {
                 return Err(MigrateError::LockTimeout {
-                    waited: config.lock_timeout,
+                    waited: lock_timeout,
                     holder,
-                });
+                }
+                .into());
             }
             tracing::info!(
                 waited_s = waited.as_secs(),
@@ -279,29 +350,50 @@ async fn attempt(
         // Most deploys migrate in milliseconds: the first tries come quickly
         // (25, 50, 100, 200 ms), then every POLL. ±25% keeps replicas out of
         // step, while the last waiter to notice a finished migration is late
-        // by at most 1.25 × POLL.
+        // by at most 1.25 × POLL. The last try comes at `lock_timeout`.
         let step = FIRST_POLL.saturating_mul(1 << tries.min(4)).min(POLL);
         tries += 1;
-        tokio::time::sleep(step.mul_f64(0.75 + fastrand::f64() / 2.0)).await;
+        let left = lock_timeout.saturating_sub(waiting_since.elapsed());
+        tokio::time::sleep(step.mul_f64(0.75 + fastrand::f64() / 2.0).min(left)).await;
     }
+}
 
-    // Under the lock: read everything again, then do the work.
-    let applied_by = crate::migrate::applied_by();
-    db_try!(db.ensure_tables().await);
-    work = db_try!(self::work(&mut db, migrations, fingerprint, config, &state_key).await)?;
+/// The work, holding the lock: wait out a previous holder that did not
+/// finish, read everything again, apply the files, run the command and the
+/// tasks under the lock.
+async fn under_lock(
+    phase: &Phase<'_>,
+    db: &mut Db,
+    key: &LockKey,
+    url: &DatabaseUrl,
+    wanted: &Wanted<'_>,
+    signals: &mut mpsc::UnboundedReceiver<Signal>,
+) -> Result<Summary, Failure> {
+    let config = phase.config;
+    db.ensure_tables().await.map_err(sql(url))?;
+    if let Some(previous) = db.unfinished(&config.lock_name).await.map_err(sql(url))? {
+        tracing::warn!(
+            "the lock was taken over from {previous}, which did not finish: waiting {} for it to have stopped",
+            humantime::format_duration(lease::TAKEOVER_WAIT)
+        );
+        or_stop(tokio::time::sleep(lease::TAKEOVER_WAIT), signals).await?;
+    }
+    let work = work(db, wanted).await.map_err(sql(url))??;
+    let applied_by = applied_by();
     let mut summary = Summary::default();
     for migration in &work.pending {
-        match db.apply(migration, &applied_by).await {
+        match or_stop(db.apply(migration, &applied_by), signals).await? {
             Ok(took) => {
                 tracing::info!(migration = %migration.name, duration_ms = took.as_millis() as u64, "applied");
                 summary.applied.push((migration.name.clone(), took));
             }
-            Err(err) if db::is_transient(&err) => return Ok(Attempt::Lost(sql(err))),
+            Err(err) if db::is_transient(&err) => return Err(Failure::Lost(describe(url, &err))),
             Err(err) => {
                 return Err(MigrateError::Failed {
                     path: migration.path.clone(),
-                    error: sql(err),
-                })
+                    error: describe(url, &err),
+                }
+                .into())
             }
         }
     }
@@ -313,108 +405,112 @@ async fn attempt(
             .collect();
         tracing::info!("Applied {} migration(s): {}", summary.applied.len(), list.join(", "));
     }
-    if work.run_command {
-        if let Some(command) = &config.command {
-            let text = command.to_string();
-            let started = std::time::Instant::now();
-            let job = Job::start(&phase.runner, "migrate", command, None, phase.env, None).map_err(|error| {
-                MigrateError::Spawn {
-                    what: "migrate".to_string(),
-                    command: text.clone(),
-                    error,
-                }
-            })?;
-            let status = db_try!(under_lock(&mut db, &key, job, "the migration command").await)?;
-            if !status.success() {
-                return Err(MigrateError::CommandFailed {
-                    command: text,
-                    code: status.code(),
-                });
+    if let (true, Some(command)) = (work.run_command, &config.command) {
+        let text = command.to_string();
+        let started = std::time::Instant::now();
+        let locked = Locked { db: &mut *db, key, url };
+        let start = || Job::start(&phase.runner, "migrate", command, None, phase.env, None);
+        let status = locked.run("the migration command", &text, start, signals).await?;
+        if !status.success() {
+            return Err(MigrateError::CommandFailed {
+                command: text,
+                code: status.code(),
             }
-            summary.command_ran = true;
-            tracing::info!(
-                duration_ms = started.elapsed().as_millis() as u64,
-                "migration command finished: `{text}`"
-            );
-            if let Some(fingerprint) = fingerprint {
-                db_try!(
-                    db.record_fingerprint(&state_key, fingerprint, &text, started.elapsed(), &applied_by)
-                        .await
-                );
-            }
+            .into());
+        }
+        summary.command_ran = true;
+        tracing::info!(
+            duration_ms = started.elapsed().as_millis() as u64,
+            "migration command finished: `{text}`"
+        );
+        if let Some(fingerprint) = wanted.fingerprint {
+            db.record_fingerprint(&wanted.state_key, fingerprint, &text, started.elapsed(), &applied_by)
+                .await
+                .map_err(sql(url))?;
         }
     }
     for task in &phase.tasks {
-        run_task_under_lock(phase, &mut db, &key, task).await?;
+        let label = format!("task.{}", task.name);
+        let text = task.command.to_string();
+        let locked = Locked { db: &mut *db, key, url };
+        let start = || crate::tasks::start(&phase.runner, task, phase.env);
+        let status = locked.run(&label, &text, start, signals).await?;
+        if !status.success() {
+            return Err(MigrateError::TaskFailed {
+                name: task.name.clone(),
+                command: text,
+                code: status.code(),
+            }
+            .into());
+        }
+        tracing::info!(task = %task.name, "task finished");
     }
     if summary.applied.is_empty() && !summary.command_ran {
-        tracing::info!(migrations = migrations.len(), "Database is up to date");
+        tracing::info!(migrations = wanted.migrations.len(), "Database is up to date");
     }
-    match db.unlock(&key).await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!("the migration lock was not held any more at release"),
-        Err(err) => {
-            tracing::warn!(error = %sql(err), "cannot release the migration lock; closing the connection releases it")
-        }
-    }
-    db.close().await;
-    Ok(Attempt::Done(summary))
+    Ok(summary)
 }
 
-async fn run_task_under_lock(phase: &Phase<'_>, db: &mut Db, key: &LockKey, task: &Task) -> Result<(), MigrateError> {
-    let label = format!("task.{}", task.name);
-    let text = task.command.to_string();
-    let job = crate::tasks::start(&phase.runner, task, phase.env).map_err(|error| MigrateError::Spawn {
-        what: label.clone(),
-        command: text.clone(),
-        error,
-    })?;
-    let status = match under_lock(db, key, job, &label).await {
-        Ok(result) => result?,
-        Err(err) => {
+/// The lock session, while it holds the lock.
+struct Locked<'a> {
+    db: &'a mut Db,
+    key: &'a LockKey,
+    url: &'a DatabaseUrl,
+}
+
+impl Locked<'_> {
+    /// Runs a command outside the lock session under the lease: recorded as
+    /// unfinished before it starts, its whole group gone before the record
+    /// is cleared, stopped when the lease cannot be renewed.
+    async fn run(
+        self,
+        what: &str,
+        command: &str,
+        start: impl FnOnce() -> std::io::Result<Job>,
+        signals: &mut mpsc::UnboundedReceiver<Signal>,
+    ) -> Result<crate::pid1::ExitStatus, Failure> {
+        let Locked { db, key, url } = self;
+        let lock_name = &key.name;
+        let confirmed = Instant::now();
+        if !db.holds_lock(key).await.map_err(sql(url))? {
             return Err(MigrateError::LockLost {
-                what: format!("{label} ({})", err),
-            })
+                what: what.to_string(),
+                reason: "it was not held any more when the command was to start".to_string(),
+            }
+            .into());
         }
-    };
-    if status.success() {
-        tracing::info!(task = %task.name, "task finished");
-        Ok(())
-    } else {
-        Err(MigrateError::TaskFailed {
-            name: task.name.clone(),
-            command: text,
-            code: status.code(),
-        })
-    }
-}
-
-/// Waits for `job` while checking, every few seconds, that we still hold
-/// the lock; a lost lock stops the job (SPEC §4).
-async fn under_lock(
-    db: &mut Db,
-    key: &LockKey,
-    mut job: Job,
-    what: &str,
-) -> Result<Result<crate::pid1::ExitStatus, MigrateError>, sqlx::Error> {
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    heartbeat.tick().await;
-    loop {
-        tokio::select! {
-            status = job.wait() => return Ok(Ok(status)),
-            _ = heartbeat.tick() => {
-                let held = match db.holds_lock(key).await {
-                    Ok(held) => held,
-                    Err(err) => {
-                        tracing::error!(error = %err, "the lock heartbeat failed");
-                        false
-                    }
-                };
-                if !held {
-                    tracing::error!("the migration lock was lost while {what} ran: stopping it");
-                    job.stop(Duration::from_secs(5)).await;
-                    return Ok(Err(MigrateError::LockLost { what: what.to_string() }));
+        db.mark_unfinished(lock_name, &applied_by(), what)
+            .await
+            .map_err(sql(url))?;
+        let mut job = match start() {
+            Ok(job) => job,
+            Err(error) => {
+                let _ = db.clear_unfinished(lock_name).await;
+                return Err(MigrateError::Spawn {
+                    what: what.to_string(),
+                    command: command.to_string(),
+                    error,
                 }
+                .into());
+            }
+        };
+        let ended = lease::hold(db, key, url, &mut job, confirmed, signals).await;
+        job.end_group().await;
+        match ended {
+            lease::Ended::Finished(status) => {
+                db.clear_unfinished(lock_name).await.map_err(sql(url))?;
+                Ok(status)
+            }
+            lease::Ended::Lost(reason) => Err(MigrateError::LockLost {
+                what: what.to_string(),
+                reason,
+            }
+            .into()),
+            lease::Ended::Stopped(signal) => {
+                if let Err(err) = db.clear_unfinished(lock_name).await {
+                    tracing::warn!(error = %describe(url, &err), "cannot clear the lease record; the next holder waits it out");
+                }
+                Err(MigrateError::Stopped { signal }.into())
             }
         }
     }
@@ -422,31 +518,26 @@ async fn under_lock(
 
 /// What is left to do, from the history and the recorded fingerprint.
 /// The outer error is the database's; the inner one a changed file.
-async fn work<'m>(
-    db: &mut Db,
-    migrations: &'m [Migration],
-    fingerprint: Option<&str>,
-    config: &MigrateSection,
-    state_key: &str,
-) -> Result<Result<Work<'m>, MigrateError>, sqlx::Error> {
-    let pending = if config.dir.is_some() {
+async fn work<'m>(db: &mut Db, wanted: &Wanted<'m>) -> Result<Result<Work<'m>, MigrateError>, sqlx::Error> {
+    let pending = if wanted.config.dir.is_some() {
         let applied = db.applied().await?;
-        match native::pending(migrations, &applied) {
+        match native::pending(wanted.migrations, &applied) {
             Ok(pending) => pending,
             Err(err) => return Ok(Err(err)),
         }
     } else {
         Vec::new()
     };
-    let run_command = match (&config.command, fingerprint) {
+    let run_command = match (&wanted.config.command, wanted.fingerprint) {
         (None, _) => false,
         (Some(_), None) => true,
-        (Some(_), Some(ours)) => db.fingerprint(state_key).await?.as_deref() != Some(ours),
+        (Some(_), Some(ours)) => db.fingerprint(&wanted.state_key).await?.as_deref() != Some(ours),
     };
     Ok(Ok(Work { pending, run_command }))
 }
 
-/// Connects, retrying with backoff while the database is not up yet.
+/// Connects, retrying with backoff while the database is not up yet, until
+/// the whole budget is spent (the last try comes at its very end).
 async fn connect(url: &DatabaseUrl, timeout: Duration) -> Result<Db, MigrateError> {
     let started = Instant::now();
     let name = applied_by();
@@ -474,8 +565,8 @@ async fn connect(url: &DatabaseUrl, timeout: Duration) -> Result<Db, MigrateErro
             }
             Err(err) => {
                 let error = describe(url, &err);
-                if started.elapsed() + delay >= timeout {
-                    // Another attempt would not fit in the budget: report the budget, as wait_for does.
+                let left = timeout.saturating_sub(started.elapsed());
+                if left.is_zero() {
                     return Err(MigrateError::Unreachable {
                         url: url.clone(),
                         waited: timeout,
@@ -483,7 +574,7 @@ async fn connect(url: &DatabaseUrl, timeout: Duration) -> Result<Db, MigrateErro
                     });
                 }
                 tracing::info!(database = %url, attempt, delay_ms = delay.as_millis() as u64, error = %error, "database not reachable yet");
-                tokio::time::sleep(delay.mul_f64(0.75 + fastrand::f64() / 2.0)).await;
+                tokio::time::sleep(delay.mul_f64(0.75 + fastrand::f64() / 2.0).min(left)).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }

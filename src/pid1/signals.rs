@@ -115,3 +115,16 @@ pub fn meaning(signal: Signal) -> Meaning {
         _ => Meaning::Ignore,
     }
 }
+
+/// The next stop signal (SPEC §6), for phases that run before any process
+/// exists: other signals have nobody to be forwarded to yet and are dropped.
+/// Never resolves once the channel is closed.
+pub async fn next_stop(signals: &mut mpsc::UnboundedReceiver<Signal>) -> Signal {
+    loop {
+        match signals.recv().await {
+            Some(signal) if meaning(signal) == Meaning::Stop => return signal,
+            Some(_) => {}
+            None => std::future::pending::<()>().await,
+        }
+    }
+}

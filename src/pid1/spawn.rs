@@ -70,6 +70,9 @@ pub struct Spec<'a> {
     pub output: Output,
     /// Make the child's group the terminal's foreground group (interactive `exec`).
     pub take_terminal: bool,
+    /// Never let the command outlive us: a guard process leads its group and
+    /// kills the whole group if we die first (see `split_off_guard`).
+    pub guarded: bool,
 }
 
 pub fn command(spec: &Spec) -> Command {
@@ -103,11 +106,16 @@ pub fn command(spec: &Spec) -> Command {
 
     let identity = spec.user.cloned();
     let take_terminal = spec.take_terminal;
+    let guard_for = spec.guarded.then(|| nix::unistd::getpid().as_raw());
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe syscalls (sigprocmask, tcsetpgrp, setgroups, setgid,
-    // setuid) on data resolved before the fork; it allocates nothing.
+    // async-signal-safe syscalls (fork, prctl, sigprocmask, tcsetpgrp,
+    // setgroups, setgid, setuid, waitpid, kill) on data resolved before the
+    // fork; it allocates nothing.
     unsafe {
         command.pre_exec(move || {
+            if let Some(parent) = guard_for {
+                split_off_guard(parent)?;
+            }
             reset_signal_state()?;
             if take_terminal {
                 claim_terminal();
@@ -121,6 +129,136 @@ pub fn command(spec: &Spec) -> Command {
         });
     }
     command
+}
+
+/// In the forked child of a guarded spawn: fork once more. The grandchild
+/// returns and goes on to exec the command; this process stays behind as the
+/// leader of the command's process group and never returns.
+///
+/// Why: `PR_SET_PDEATHSIG` alone reaches only the direct child, so when we
+/// are SIGKILLed (or OOM-killed) while not PID 1, whatever `sh -c` or `npx`
+/// started would run on as orphans, and a migration command could then run
+/// beside the next replica's (SPEC §4). The guard notices our death and
+/// kills its whole group; while we live it only mirrors the command's exit.
+fn split_off_guard(parent: libc::pid_t) -> std::io::Result<()> {
+    // The group must exist before the fork so that both end up in it.
+    // SAFETY: setpgid and fork are async-signal-safe; the forked child of a
+    // multi-threaded process only makes raw syscalls from here on.
+    let command = unsafe {
+        if libc::setpgid(0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::fork()
+    };
+    match command {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            // The command: should the guard itself be killed, so is it.
+            // SAFETY: prctl with integer arguments.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            Ok(())
+        }
+        command => guard(parent, command),
+    }
+}
+
+/// The guard's whole life: raw syscalls only (we are the fork of a
+/// multi-threaded process and never exec).
+fn guard(parent: libc::pid_t, command: libc::pid_t) -> ! {
+    let every_signal: u64 = !0;
+    // SAFETY: each call is a raw syscall on plain integers or on buffers owned
+    // by this frame, sized as the kernel expects (an 8-byte sigset, a 128-byte
+    // siginfo, a 16-byte rlimit); none allocates.
+    unsafe {
+        // Every signal is received by sigtimedwait, none acts: the stop signals
+        // meant for the command reach this process too, as it leads the group.
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &every_signal as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
+        // Nothing of ours stays open here: the command's pipes must end when it
+        // does, std's exec-status pipe must close, and no socket of ours (the
+        // lock session, the health listener) may outlive us through this copy.
+        if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
+            for fd in 0..4096 {
+                libc::close(fd);
+            }
+        }
+        // Mirroring a crash must not dump a core of a copy of our memory.
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGHUP, 0, 0, 0);
+        let mut info = [0u64; 16];
+        loop {
+            // PDEATHSIG also fires when the spawning *thread* ends; only a new
+            // parent means that the supervisor itself is gone.
+            if libc::getppid() != parent {
+                libc::kill(0, libc::SIGKILL);
+                libc::_exit(137);
+            }
+            let mut status = 0;
+            if libc::waitpid(command, &mut status, libc::WNOHANG) == command {
+                mirror_exit(status);
+            }
+            libc::syscall(
+                libc::SYS_rt_sigtimedwait,
+                &every_signal as *const u64,
+                info.as_mut_ptr(),
+                std::ptr::null::<libc::timespec>(),
+                8usize,
+            );
+        }
+    }
+}
+
+/// Ends the guard the way its command ended, so the exit reads the same.
+fn mirror_exit(status: libc::c_int) -> ! {
+    // SAFETY: raw syscalls on integers and on a zeroed kernel sigaction.
+    unsafe {
+        if libc::WIFSIGNALED(status) {
+            let signal = libc::WTERMSIG(status);
+            let default_action = [0u64; 4];
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+            let only: u64 = 1 << (signal - 1);
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_UNBLOCK,
+                &only as *const u64,
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+            libc::kill(libc::getpid(), signal);
+            libc::_exit(128 + signal);
+        }
+        libc::_exit(libc::WEXITSTATUS(status))
+    }
+}
+
+/// SIGKILL to the whole group led by `leader`, then waits (bounded) until no
+/// member is left, zombies included: what the command started in its group
+/// must be gone before the lock it ran under can go to someone else.
+pub async fn kill_group_and_wait(leader: Pid, within: std::time::Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    let _ = signal::killpg(leader, Signal::SIGKILL);
+    loop {
+        match signal::killpg(leader, None) {
+            Err(Errno::ESRCH) => return true,
+            _ if tokio::time::Instant::now() >= deadline => return false,
+            _ => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+        }
+    }
 }
 
 /// In the child: default dispositions and an empty mask, whatever we inherited.

@@ -590,6 +590,7 @@ impl Supervisor {
                     user: process.user.as_ref(),
                     output,
                     take_terminal: false,
+                    guarded: false,
                 });
                 let events = self.events_tx.clone();
                 self.reaper.spawn(&mut command, move |pid, status| {

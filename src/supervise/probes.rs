@@ -80,6 +80,7 @@ async fn check(probe: &Probe, context: &Context) -> bool {
                 user: None,
                 output: spawn::Output::Null,
                 take_terminal: false,
+                guarded: false,
             });
             let (tx, rx) = oneshot::channel();
             let child = match context.reaper.spawn(&mut command, move |_pid, status| {
