@@ -36,7 +36,9 @@ pub async fn wait_all(targets: &[WaitTarget], timeout: Duration) -> Result<(), W
                     break;
                 }
                 Err(last_error) => {
-                    if Instant::now() + delay >= deadline {
+                    // The budget is spent in full: the last try comes at its end.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
                         return Err(WaitError {
                             target: target.shown.clone(),
                             waited: started.elapsed().max(timeout),
@@ -44,7 +46,7 @@ pub async fn wait_all(targets: &[WaitTarget], timeout: Duration) -> Result<(), W
                         });
                     }
                     tracing::info!(target = %target.shown, error = %last_error, delay_ms = delay.as_millis() as u64, "waiting");
-                    tokio::time::sleep(delay).await;
+                    tokio::time::sleep(delay.min(left)).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
             }

@@ -225,6 +225,35 @@ fn wait_for_gives_up_after_wait_timeout_naming_the_target() {
     );
 }
 
+/// SPEC §4: `wait_timeout` is a budget spent in full: a target that opens
+/// shortly before its end is reached, one that never opens is given up on
+/// no earlier than the budget.
+#[test]
+fn wait_timeout_is_spent_in_full() {
+    let port = free_port();
+    let config = format!(
+        "wait_for = [\"tcp://127.0.0.1:{port}\"]\nwait_timeout = \"3s\"\n[process.web]\ncommand = \"echo started\"\nrestart = \"never\"\n"
+    );
+    let started = Instant::now();
+    let mut late = Test::new().config(&config).args(["run"]).start();
+    late.wait_stderr("waiting", secs(10));
+    while started.elapsed() < Duration::from_millis(2500) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    assert_eq!(late.wait_exit(secs(30)), 0, "{}", late.stderr.text());
+    assert!(late.stdout.text().contains("web.0 | started"));
+
+    let never = free_port();
+    let started = Instant::now();
+    let finished = Test::new()
+        .config(&config.replace(&port.to_string(), &never.to_string()))
+        .args(["run"])
+        .run();
+    finished.assert_code(69);
+    assert!(started.elapsed() >= Duration::from_secs(3), "gave up after {:?}", started.elapsed());
+}
+
 #[test]
 fn wait_for_targets_take_hosts_from_the_environment_without_printing_them() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -276,6 +276,51 @@ fn a_database_that_is_not_up_yet_is_waited_for() {
     assert_eq!(pg.sql("app", "SELECT count(*) FROM _supervisor_migrations"), "3");
 }
 
+/// SPEC §4: `connect_timeout` is a budget spent in full. A database that
+/// comes up a second before the budget ends is found; one that never does
+/// is given up on no earlier than the budget.
+#[test]
+fn connect_timeout_is_spent_in_full() {
+    let pg = Postgres::start();
+    pg.create_database("app");
+    let port = crate::support::free_port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/app");
+    let started = Instant::now();
+    let mut late = replica(&url, "dir = \"migrations\"\nconnect_timeout = \"5s\"", &MIGRATIONS).start();
+    late.wait_stderr("database not reachable yet", secs(10));
+    while started.elapsed() < Duration::from_secs(4) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _up = crate::support::relay::Relay::start_on(port, pg.port);
+    assert_eq!(late.wait_exit(secs(30)), 0, "{}", late.stderr.text());
+
+    let unreachable = format!("postgres://postgres@127.0.0.1:{}/app", crate::support::free_port());
+    let started = Instant::now();
+    let finished = replica(&unreachable, "dir = \"migrations\"\nconnect_timeout = \"3s\"", &MIGRATIONS).run();
+    finished.assert_code(69);
+    assert!(started.elapsed() >= Duration::from_secs(3), "gave up after {:?}", started.elapsed());
+    assert!(finished.stderr.contains("is not reachable after 3s"), "{}", finished.stderr);
+}
+
+/// SPEC §4: a fingerprint pattern that matches nothing would skip every
+/// later migration; it is refused, naming it, before anything runs.
+#[test]
+fn a_fingerprint_pattern_matching_no_file_is_a_config_error() {
+    let finished = replica(
+        "postgres://postgres@127.0.0.1:1/app",
+        "command = 'echo ran'\nfingerprint = [\"prisma/migration/**\"]",
+        &[("prisma/migrations/1_init/migration.sql", "select 1;")],
+    )
+    .run();
+    finished.assert_code(78);
+    assert!(
+        finished.stderr.contains("migrate.fingerprint: \"prisma/migration/**\" matches no file"),
+        "{}",
+        finished.stderr
+    );
+    assert!(!finished.stdout.contains("ran"), "{}", finished.stdout);
+}
+
 #[test]
 fn unreachable_and_refused_databases_exit_69_without_the_password() {
     let pg = Postgres::start();

@@ -19,7 +19,12 @@ pub struct Relay {
 impl Relay {
     /// Listens on a free loopback port and forwards every connection to `target`.
     pub fn start(target: u16) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        Relay::start_on(0, target)
+    }
+
+    /// The same on a given port (0: any free one).
+    pub fn start_on(port: u16, target: u16) -> Relay {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the relay");
         let port = listener.local_addr().expect("relay address").port();
         let frozen = Arc::new(AtomicBool::new(false));
         let streams = Arc::new(Mutex::new(Vec::new()));
