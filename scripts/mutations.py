@@ -37,6 +37,11 @@ MUTATIONS = [
         "tests": ["lease::sigterm_stops"],
     },
     {
+        "name": "no-pooler-probe: a transaction-mode PgBouncer goes unnoticed",
+        "edits": [("src/migrate/db.rs", "if probe_pid == Some(*pid) || now != *pid {", "if false && probe_pid == Some(*pid) || now != *pid {")],
+        "tests": ["migrate::a_transaction_mode_pgbouncer"],
+    },
+    {
         "name": "heartbeat-without-deadline: a frozen path hangs the holder",
         "edits": [(
             "src/migrate/lease.rs",

@@ -19,6 +19,9 @@ need mariadb mariadb-client
 need psql postgresql-client   # the Prisma stand-in of the examples talks through psql/mysql
 need node nodejs              # examples: stand-in apps, drizzle-orm's real migrator
 need npm npm
+need iptables iptables         # lease tests: a silent network partition of the lock connection
+[ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)   # transaction- and session-mode pooler tests
+need openssl openssl           # TLS tests make their certificates
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}" >&2
   apt-get update -qq

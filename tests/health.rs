@@ -251,7 +251,11 @@ fn wait_timeout_is_spent_in_full() {
         .args(["run"])
         .run();
     finished.assert_code(69);
-    assert!(started.elapsed() >= Duration::from_secs(3), "gave up after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "gave up after {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

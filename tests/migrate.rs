@@ -296,10 +296,23 @@ fn connect_timeout_is_spent_in_full() {
 
     let unreachable = format!("postgres://postgres@127.0.0.1:{}/app", crate::support::free_port());
     let started = Instant::now();
-    let finished = replica(&unreachable, "dir = \"migrations\"\nconnect_timeout = \"3s\"", &MIGRATIONS).run();
+    let finished = replica(
+        &unreachable,
+        "dir = \"migrations\"\nconnect_timeout = \"3s\"",
+        &MIGRATIONS,
+    )
+    .run();
     finished.assert_code(69);
-    assert!(started.elapsed() >= Duration::from_secs(3), "gave up after {:?}", started.elapsed());
-    assert!(finished.stderr.contains("is not reachable after 3s"), "{}", finished.stderr);
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        finished.stderr.contains("is not reachable after 3s"),
+        "{}",
+        finished.stderr
+    );
 }
 
 /// SPEC §4: a fingerprint pattern that matches nothing would skip every
@@ -314,11 +327,55 @@ fn a_fingerprint_pattern_matching_no_file_is_a_config_error() {
     .run();
     finished.assert_code(78);
     assert!(
-        finished.stderr.contains("migrate.fingerprint: \"prisma/migration/**\" matches no file"),
+        finished
+            .stderr
+            .contains("migrate.fingerprint: \"prisma/migration/**\" matches no file"),
         "{}",
         finished.stderr
     );
     assert!(!finished.stdout.contains("ran"), "{}", finished.stdout);
+}
+
+/// SPEC §4: through a transaction-mode PgBouncer a session lock means
+/// nothing; it is detected before any lock or prepared statement is trusted,
+/// on a fresh pool and on a warm one, alone or racing: 78 with the fix.
+/// Through a session-mode PgBouncer replicas race as they do directly.
+#[test]
+fn a_transaction_mode_pgbouncer_is_refused_and_session_mode_works() {
+    let pg = Postgres::start();
+    pg.create_database("app");
+    let transaction = crate::support::db::PgBouncer::start(&pg, "app", "transaction");
+    let pooled = transaction.url("app");
+    for round in ["fresh pool", "warm pool"] {
+        let finished = native(&pooled).run();
+        finished.assert_code(78);
+        assert!(
+            finished.stderr.contains("goes through a transaction-mode pooler")
+                && finished.stderr.contains("DIRECT_URL"),
+            "{round}: {}",
+            finished.stderr
+        );
+    }
+    let mut racing: Vec<Running> = (0..4).map(|_| native(&pooled).start()).collect();
+    for replica in &mut racing {
+        assert_eq!(replica.wait_exit(secs(60)), 78, "{}", replica.stderr.text());
+    }
+    assert_eq!(
+        pg.sql(
+            "app",
+            "SELECT count(*) FROM pg_tables WHERE tablename = '_supervisor_migrations'"
+        ),
+        "0",
+        "nothing may be applied through the pooler"
+    );
+
+    let session = crate::support::db::PgBouncer::start(&pg, "app", "session");
+    let mut racing: Vec<Running> = (0..4).map(|_| native(&session.url("app")).start()).collect();
+    for replica in &mut racing {
+        assert_eq!(replica.wait_exit(secs(60)), 0, "{}", replica.stderr.text());
+    }
+    assert_eq!(pg.sql("app", "SELECT count(*) FROM _supervisor_migrations"), "3");
+    assert_eq!(pg.sql("app", "SELECT count(*) FROM users"), "1", "2_slow.sql ran once");
 }
 
 #[test]

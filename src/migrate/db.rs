@@ -101,14 +101,18 @@ impl Db {
         let attempt = async {
             match url.backend {
                 Backend::Postgres => {
+                    // No `extra_float_digits` startup parameter: a stock
+                    // PgBouncer refuses the connection over it, and the lock
+                    // session never formats a float as text.
                     let options = PgConnectOptions::from_str(url.raw())?
                         .application_name(application_name)
+                        .extra_float_digits(None)
                         .disable_statement_logging();
                     let mut conn = PgConnection::connect_with(&options).await?;
-                    prepare_postgres(&mut conn).await?;
-                    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-                        .fetch_one(&mut conn)
-                        .await?;
+                    // The simple protocol only, until we know that no pooler
+                    // shares this session: its prepared statements would
+                    // collide with another client's.
+                    let pid = simple_i32(&mut conn, "SELECT pg_backend_pid()").await?;
                     Ok(Db::Postgres { conn, pid })
                 }
                 Backend::MySql => {
@@ -142,14 +146,49 @@ impl Db {
         }
     }
 
-    /// A transaction-mode pooler hands our statements to different server
-    /// sessions, or shares one session between clients: refuse it.
+    /// A transaction-mode pooler (PgBouncer, Supavisor, RDS Proxy…) gives a
+    /// server session to whichever client runs the next transaction, so a
+    /// session lock is worth nothing through it. The proof: a second client
+    /// of ours, opened now, lands on the very session the first one just
+    /// used (PgBouncer reuses idle server connections last-in first-out).
+    /// Directly, or through a session-mode pooler, each client has a session
+    /// of its own. Simple-protocol statements only; then the lock session is
+    /// set up.
+    pub async fn shares_sessions(&mut self, url: &DatabaseUrl, application_name: &str) -> Result<bool, sqlx::Error> {
+        let Db::Postgres { conn, pid } = self else {
+            return Ok(false);
+        };
+        let options = PgConnectOptions::from_str(url.raw())?
+            .application_name(application_name)
+            .extra_float_digits(None)
+            .disable_statement_logging();
+        // A session-mode pool with no free server connection makes the probe
+        // wait; a transaction pooler answers at once. Unknown after 5 s: go
+        // on (a shared session still shows later, as a prepared-statement clash).
+        let probe = async {
+            let mut probe = PgConnection::connect_with(&options).await?;
+            let probe_pid = simple_i32(&mut probe, "SELECT pg_backend_pid()").await?;
+            let _ = probe.close().await;
+            Ok::<i32, sqlx::Error>(probe_pid)
+        };
+        let probe_pid = match tokio::time::timeout(Duration::from_secs(5), probe).await {
+            Ok(result) => Some(result?),
+            Err(_) => None,
+        };
+        let now = simple_i32(conn, "SELECT pg_backend_pid()").await?;
+        if probe_pid == Some(*pid) || now != *pid {
+            return Ok(true);
+        }
+        prepare_postgres(conn).await?;
+        Ok(false)
+    }
+
+    /// The lock is ours already, or the session changed under us: something
+    /// between us and the server shares or swaps sessions.
     pub async fn looks_pooled(&mut self, key: &LockKey) -> Result<bool, sqlx::Error> {
         match self {
             Db::Postgres { conn, pid } => {
-                let now: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-                    .fetch_one(&mut *conn)
-                    .await?;
+                let now = simple_i32(conn, "SELECT pg_backend_pid()").await?;
                 let (class, object) = key.oids();
                 let already_ours: bool = sqlx::query_scalar(
                     "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 \
@@ -548,9 +587,7 @@ impl Db {
 /// `lease::LEASE`), and must make the lease record durable before the lock
 /// can pass on (SPEC §4).
 async fn prepare_postgres(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
-        .fetch_one(&mut *conn)
-        .await?;
+    let version = simple_i32(conn, "SELECT current_setting('server_version_num')::int").await?;
     let mut settings = vec![
         "SET statement_timeout = 0",
         "SET lock_timeout = 0",
@@ -607,6 +644,17 @@ where
         Err(err) if is_missing_table(&err) => Ok(Vec::new()),
         Err(err) => Err(err),
     }
+}
+
+/// One integer, over the simple query protocol (no prepared statement).
+async fn simple_i32(conn: &mut PgConnection, sql: &'static str) -> Result<i32, sqlx::Error> {
+    sqlx::raw_sql(sql).fetch_one(conn).await?.try_get(0)
+}
+
+/// A prepared statement that exists, or does not, when it must not or must:
+/// our statements met another client's in a shared server session.
+pub fn is_pooled_session(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42P05" | "26000")))
 }
 
 /// `SELECT f($1, $2)` of a Postgres advisory-lock function on our two-int4 key.

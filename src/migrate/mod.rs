@@ -57,7 +57,7 @@ pub enum MigrateError {
     BadFile { path: PathBuf, reason: String },
     #[error("migrate.fingerprint: {reason}")]
     Fingerprint { reason: String },
-    #[error("migrate: {url} looks like a transaction-mode pooler (PgBouncer?): session locks do not work through it\nhint: point [migrate].database_url_env at a direct connection URL, e.g. DIRECT_DATABASE_URL")]
+    #[error("migrate: {url} goes through a transaction-mode pooler (PgBouncer, Supavisor, RDS Proxy…): two of our connections shared one server session, so the migration lock would not hold\nhint: point [migrate].database_url_env at a direct connection, e.g. `database_url_env = \"DIRECT_URL\"` with DIRECT_URL on the database's own port (5432, not the pooler's 6432/6543); a session-mode pooler works too")]
     Pooler { url: DatabaseUrl },
     #[error("migrate: {url} is not reachable after {}: {error}", humantime::format_duration(*waited))]
     Unreachable {
@@ -172,7 +172,9 @@ impl From<MigrateError> for Failure {
 /// phase over, the statement's end it.
 fn sql(url: &DatabaseUrl) -> impl Fn(sqlx::Error) -> Failure + '_ {
     move |err| {
-        if db::is_transient(&err) {
+        if db::is_pooled_session(&err) {
+            Failure::Fatal(MigrateError::Pooler { url: url.clone() })
+        } else if db::is_transient(&err) {
             Failure::Lost(describe(url, &err))
         } else {
             Failure::Fatal(MigrateError::Database {
@@ -276,6 +278,9 @@ async fn attempt(
 ) -> Result<Summary, Failure> {
     let config = phase.config;
     let mut db = or_stop(connect(url, config.connect_timeout), signals).await??;
+    if db.shares_sessions(url, &applied_by()).await.map_err(sql(url))? {
+        return Err(MigrateError::Pooler { url: url.clone() }.into());
+    }
     let database = db.database_name().await.map_err(sql(url))?;
     let key = LockKey::new(&config.lock_name, &database);
     if db.looks_pooled(&key).await.map_err(sql(url))? {
@@ -558,10 +563,17 @@ async fn connect(url: &DatabaseUrl, timeout: Duration) -> Result<Db, MigrateErro
                 return Ok(db);
             }
             Err(err) if !db::is_transient(&err) => {
+                let mut error = describe(url, &err);
+                if error.contains("unsupported startup parameter") {
+                    error.push_str(
+                        "\nhint: a PgBouncer refuses startup parameters it does not know: list them in \
+                         ignore_startup_parameters in pgbouncer.ini, or use a direct URL for migrations",
+                    );
+                }
                 return Err(MigrateError::Refused {
                     url: url.clone(),
-                    error: describe(url, &err),
-                })
+                    error,
+                });
             }
             Err(err) => {
                 let error = describe(url, &err);

@@ -305,3 +305,66 @@ impl Drop for MariaDb {
         }
     }
 }
+
+/// PgBouncer (Debian's) in front of `pg`, in `pool_mode` (transaction or
+/// session), on a free port; it refuses to run as root, so it runs as nobody.
+pub struct PgBouncer {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl PgBouncer {
+    pub fn start(pg: &Postgres, database: &str, pool_mode: &str) -> PgBouncer {
+        let program = Path::new("/usr/sbin/pgbouncer");
+        assert!(
+            program.exists(),
+            "pgbouncer not found: run ./scripts/test.sh, or `apt-get install pgbouncer`"
+        );
+        let dir = open_tempdir();
+        let port = free_port();
+        std::fs::write(dir.path().join("userlist.txt"), "\"postgres\" \"\"\n").expect("userlist");
+        let ini = format!(
+            "[databases]\n{database} = host=127.0.0.1 port={pg_port} dbname={database}\n\n[pgbouncer]\n\
+             listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = trust\n\
+             auth_file = {dir}/userlist.txt\npool_mode = {pool_mode}\ndefault_pool_size = 20\n\
+             logfile = {dir}/pgbouncer.log\n",
+            pg_port = pg.port,
+            dir = dir.path().display(),
+        );
+        std::fs::write(dir.path().join("pgbouncer.ini"), ini).expect("pgbouncer.ini");
+        chown_to_server_user(dir.path());
+        let child = as_server_user(program)
+            .arg(dir.path().join("pgbouncer.ini"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pgbouncer");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "pgbouncer did not start: {}",
+                std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PgBouncer { dir, port, child }
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
