@@ -20,3 +20,4 @@ mod reaping;
 mod restarts;
 mod security;
 mod signals;
+mod tls;

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{ConnectOptions, Connection, Row};
 
 use super::native::Migration;
+use super::tls;
 use super::url::{Backend, DatabaseUrl};
 
 pub const HISTORY_TABLE: &str = "_supervisor_migrations";
@@ -101,14 +102,7 @@ impl Db {
         let attempt = async {
             match url.backend {
                 Backend::Postgres => {
-                    // No `extra_float_digits` startup parameter: a stock
-                    // PgBouncer refuses the connection over it, and the lock
-                    // session never formats a float as text.
-                    let options = PgConnectOptions::from_str(url.raw())?
-                        .application_name(application_name)
-                        .extra_float_digits(None)
-                        .disable_statement_logging();
-                    let mut conn = PgConnection::connect_with(&options).await?;
+                    let mut conn = pg_connect(url, application_name).await?;
                     // The simple protocol only, until we know that no pooler
                     // shares this session: its prepared statements would
                     // collide with another client's.
@@ -158,15 +152,11 @@ impl Db {
         let Db::Postgres { conn, pid } = self else {
             return Ok(false);
         };
-        let options = PgConnectOptions::from_str(url.raw())?
-            .application_name(application_name)
-            .extra_float_digits(None)
-            .disable_statement_logging();
         // A session-mode pool with no free server connection makes the probe
         // wait; a transaction pooler answers at once. Unknown after 5 s: go
         // on (a shared session still shows later, as a prepared-statement clash).
         let probe = async {
-            let mut probe = PgConnection::connect_with(&options).await?;
+            let mut probe = pg_connect(url, application_name).await?;
             let probe_pid = simple_i32(&mut probe, "SELECT pg_backend_pid()").await?;
             let _ = probe.close().await;
             Ok::<i32, sqlx::Error>(probe_pid)
@@ -644,6 +634,43 @@ where
         Err(err) if is_missing_table(&err) => Ok(Vec::new()),
         Err(err) => Err(err),
     }
+}
+
+/// A Postgres connection, with TLS as libpq would make it (`tls`).
+async fn pg_connect(url: &DatabaseUrl, application_name: &str) -> Result<PgConnection, sqlx::Error> {
+    // No `extra_float_digits` startup parameter: a stock PgBouncer refuses
+    // the connection over it, and the lock session never formats a float.
+    let options = PgConnectOptions::from_str(url.raw())?
+        .application_name(application_name)
+        .extra_float_digits(None)
+        .disable_statement_logging();
+    let settings = tls::Settings::read(options.get_ssl_mode(), url.raw());
+    let plan = match options.get_socket() {
+        // libpq never uses TLS over a Unix socket.
+        Some(_) => tls::Plan::Sqlx,
+        None => settings.plan().map_err(|err| sqlx::Error::Tls(Box::new(err)))?,
+    };
+    match plan {
+        tls::Plan::Sqlx => PgConnection::connect_with(&options).await,
+        tls::Plan::PlainThenTls => {
+            match PgConnection::connect_with(&options.clone().ssl_mode(PgSslMode::Disable)).await {
+                Err(err) if refuses_plain(&err) => {
+                    PgConnection::connect_with(&options.ssl_mode(PgSslMode::Require)).await
+                }
+                other => other,
+            }
+        }
+        tls::Plan::Verified(config) => {
+            let port = tls::bridge(options.get_host(), options.get_port(), config, &settings).await?;
+            PgConnection::connect_with(&options.host("127.0.0.1").port(port).ssl_mode(PgSslMode::Disable)).await
+        }
+    }
+}
+
+/// The server turns unencrypted clients away (`hostssl` only): `allow` then tries TLS.
+fn refuses_plain(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("28000")
+        && (db.message().contains("no encryption") || db.message().contains("SSL off")))
 }
 
 /// One integer, over the simple query protocol (no prepared statement).

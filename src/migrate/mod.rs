@@ -22,6 +22,7 @@ pub mod db;
 mod fingerprint;
 pub mod lease;
 pub mod native;
+pub mod tls;
 pub mod url;
 
 use std::ffi::OsString;
@@ -68,6 +69,8 @@ pub enum MigrateError {
     #[error("migrate: cannot connect to {url}: {error}")]
     Refused { url: DatabaseUrl, error: String },
     #[error("migrate: {url}: {error}")]
+    TlsConfig { url: DatabaseUrl, error: String },
+    #[error("migrate: {url}: {error}")]
     Database { url: DatabaseUrl, error: String },
     #[error("migrate: the migration lock was not free within {}; held by {holder}", humantime::format_duration(*waited))]
     LockTimeout { waited: Duration, holder: String },
@@ -99,7 +102,8 @@ impl MigrateError {
             | MigrateError::BadUrl { .. }
             | MigrateError::BadFile { .. }
             | MigrateError::Fingerprint { .. }
-            | MigrateError::Pooler { .. } => 78,
+            | MigrateError::Pooler { .. }
+            | MigrateError::TlsConfig { .. } => 78,
             MigrateError::Unreachable { .. }
             | MigrateError::Refused { .. }
             | MigrateError::Database { .. }
@@ -561,6 +565,12 @@ async fn connect(url: &DatabaseUrl, timeout: Duration) -> Result<Db, MigrateErro
             Ok(db) => {
                 tracing::info!(database = %url, "connected");
                 return Ok(db);
+            }
+            Err(sqlx::Error::Tls(inner)) if inner.downcast_ref::<tls::TlsError>().is_some_and(|e| e.is_config()) => {
+                return Err(MigrateError::TlsConfig {
+                    url: url.clone(),
+                    error: url.scrub(&inner.to_string()),
+                })
             }
             Err(err) if !db::is_transient(&err) => {
                 let mut error = describe(url, &err);

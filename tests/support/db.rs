@@ -94,6 +94,8 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
+    /// Extra `-c` settings (TLS).
+    extra: String,
 }
 
 static PG_TEMPLATE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -125,8 +127,33 @@ impl Postgres {
             dir,
             bin: bin.clone(),
             port: 0,
+            extra: String::new(),
         };
         pg.port = free_port();
+        pg.start_server();
+        pg
+    }
+
+    /// A cluster that accepts TCP clients only over TLS (`hostssl`), with
+    /// this certificate and key (copied in, owned by the server user).
+    pub fn start_tls(cert: &Path, key: &Path) -> Postgres {
+        let mut pg = Postgres::start();
+        pg.stop_server("fast");
+        let data = pg.data();
+        std::fs::copy(cert, data.join("server.crt")).expect("copy the certificate");
+        std::fs::copy(key, data.join("server.key")).expect("copy the key");
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod the key");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("pg_hba.conf");
+        chown_to_server_user(&data);
+        pg.extra = "-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key".to_string();
         pg.start_server();
         pg
     }
@@ -138,9 +165,10 @@ impl Postgres {
     /// Starts (or restarts) the server on its port.
     pub fn start_server(&self) {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         run(
             as_server_user(&self.bin.join("pg_ctl"))
