@@ -118,6 +118,19 @@ fn no_secret_value_reaches_any_output() {
         unreachable.stderr
     );
     assert_clean("an unreachable database", &[&unreachable.stdout, &unreachable.stderr]);
+    // Passwords that need percent-encoding, or given as `?password=`, and a
+    // URL that cannot be parsed at all.
+    for url in [
+        "postgres://app:CANARY%2Dp%40ss%2Fw@127.0.0.1:1/app".to_string(),
+        "postgres://app@127.0.0.1:1/app?sslmode=disable&password=CANARY%26pw".to_string(),
+        "postgres://app:CANARY-pw@127.0.0.1:notaport/app".to_string(),
+    ] {
+        let finished = good(app(&url, "[migrate]\ncommand = \"true\"\nconnect_timeout = \"1s\""))
+            .args(["migrate"])
+            .run();
+        assert_ne!(finished.code, 0, "{}", finished.stderr);
+        assert_clean(&format!("migrate with {}", url.replace("CANARY", "…")), &[&finished.stdout, &finished.stderr]);
+    }
 }
 
 #[test]

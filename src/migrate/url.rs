@@ -16,7 +16,9 @@ pub struct DatabaseUrl {
     raw: String,
     pub backend: Backend,
     shown: String,
-    password: Option<String>,
+    /// Every form in which the password may show up in a driver's message:
+    /// as written and percent-decoded, from the userinfo or `?password=`.
+    secrets: Vec<String>,
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -61,7 +63,24 @@ impl DatabaseUrl {
             },
             None => (None, None),
         };
-        let database = path.split('?').next().unwrap_or("");
+        let (database, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut secrets = Vec::new();
+        let from_query = query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .filter(|(key, _)| *key == "password")
+            .map(|(_, value)| value.to_string());
+        for written in password.into_iter().chain(from_query) {
+            let decoded = percent_encoding::percent_decode_str(&written)
+                .decode_utf8_lossy()
+                .into_owned();
+            secrets.push(written);
+            secrets.push(decoded);
+        }
+        // Longest first, so a decoded form never leaves part of another behind.
+        secrets.retain(|secret| secret.len() >= 3);
+        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        secrets.dedup();
         let shown = match user {
             Some(user) => format!("{scheme}://{user}@{host}{database}"),
             None => format!("{scheme}://{host}{database}"),
@@ -76,7 +95,7 @@ impl DatabaseUrl {
             raw,
             backend,
             shown,
-            password: password.filter(|p| !p.is_empty()),
+            secrets,
         })
     }
 
@@ -86,10 +105,9 @@ impl DatabaseUrl {
 
     /// Removes the password from a driver's message, in case it echoed it.
     pub fn scrub(&self, message: &str) -> String {
-        match &self.password {
-            Some(password) if password.len() >= 3 => message.replace(password.as_str(), "***"),
-            _ => message.to_string(),
-        }
+        self.secrets
+            .iter()
+            .fold(message.to_string(), |text, secret| text.replace(secret.as_str(), "***"))
     }
 }
 
@@ -107,6 +125,11 @@ mod tests {
         assert_eq!(url.backend, Backend::MySql);
         assert!(url.raw().starts_with("mysql://"));
         assert!(DatabaseUrl::parse("redis://x").is_err());
+        let url = DatabaseUrl::parse("postgres://app:p%40ss%2Fw0rd@db/app?sslmode=require&password=q%26r-token").unwrap();
+        assert_eq!(url.to_string(), "postgres://app@db/app");
+        for leak in ["p%40ss%2Fw0rd", "p@ss/w0rd", "q%26r-token", "q&r-token"] {
+            assert_eq!(url.scrub(&format!("auth failed: {leak}")), "auth failed: ***", "{leak}");
+        }
         assert!(DatabaseUrl::parse("not a url").is_err());
     }
 }
