@@ -42,6 +42,14 @@ MUTATIONS = [
         "tests": ["migrate::a_transaction_mode_pgbouncer"],
     },
     {
+        "name": "waiters-keep-connections: every waiter holds a connection while it waits",
+        "edits": [
+            ("src/migrate/mod.rs", "        db.close().await;\n        let left = lock_timeout", "        let left = lock_timeout"),
+            ("src/migrate/mod.rs", "        db = connect(url, phase.config.connect_timeout.min(left), false).await?;\n", ""),
+        ],
+        "tests": ["lease::thirty_two_waiters"],
+    },
+    {
         "name": "heartbeat-without-deadline: a frozen path hangs the holder",
         "edits": [(
             "src/migrate/lease.rs",

@@ -342,3 +342,28 @@ fn sigterm_stops_supervisor_migrate_and_its_command_then_releases_the_lock() {
         recorder.assert_no_run_left();
     }
 }
+
+/// Issue: waiters each kept a connection open, and the holder's own tool got
+/// `too many clients`. 32 replicas on a server with 10 connection slots,
+/// each running a tool that needs a connection of its own under the lock:
+/// every one succeeds.
+#[test]
+fn thirty_two_waiters_leave_connections_for_the_holders_tool() {
+    let pg = Postgres::start_with("-c max_connections=10 -c max_wal_senders=0");
+    let url = pg.create_database("app");
+    pg.sql("app", "CREATE TABLE runs (backend int, at timestamptz)");
+    let config = "[migrate]\ncommand = 'psql -X -q -v ON_ERROR_STOP=1 -d \"$DATABASE_URL\" -c \"INSERT INTO runs VALUES (pg_backend_pid(), clock_timestamp())\" -c \"SELECT pg_sleep(0.1)\"'\nlock_timeout = \"5m\"\nconnect_timeout = \"5m\"\n\n[process.app]\ncommand = \"true\"\n";
+    let mut replicas: Vec<Running> = (0..32)
+        .map(|_| {
+            Test::new()
+                .config(config)
+                .env("DATABASE_URL", &url)
+                .args(["migrate"])
+                .start()
+        })
+        .collect();
+    for replica in &mut replicas {
+        assert_eq!(replica.wait_exit(secs(240)), 0, "{}", replica.stderr.text());
+    }
+    assert_eq!(pg.sql("app", "SELECT count(*) FROM runs"), "32");
+}

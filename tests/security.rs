@@ -129,7 +129,10 @@ fn no_secret_value_reaches_any_output() {
             .args(["migrate"])
             .run();
         assert_ne!(finished.code, 0, "{}", finished.stderr);
-        assert_clean(&format!("migrate with {}", url.replace("CANARY", "…")), &[&finished.stdout, &finished.stderr]);
+        assert_clean(
+            &format!("migrate with {}", url.replace("CANARY", "…")),
+            &[&finished.stdout, &finished.stderr],
+        );
     }
 }
 

@@ -107,6 +107,7 @@ impl Db {
                     // shares this session: its prepared statements would
                     // collide with another client's.
                     let pid = simple_i32(&mut conn, "SELECT pg_backend_pid()").await?;
+                    prepare_postgres(&mut conn).await?;
                     Ok(Db::Postgres { conn, pid })
                 }
                 Backend::MySql => {
@@ -146,8 +147,7 @@ impl Db {
     /// of ours, opened now, lands on the very session the first one just
     /// used (PgBouncer reuses idle server connections last-in first-out).
     /// Directly, or through a session-mode pooler, each client has a session
-    /// of its own. Simple-protocol statements only; then the lock session is
-    /// set up.
+    /// of its own. Simple-protocol statements only.
     pub async fn shares_sessions(&mut self, url: &DatabaseUrl, application_name: &str) -> Result<bool, sqlx::Error> {
         let Db::Postgres { conn, pid } = self else {
             return Ok(false);
@@ -166,11 +166,7 @@ impl Db {
             Err(_) => None,
         };
         let now = simple_i32(conn, "SELECT pg_backend_pid()").await?;
-        if probe_pid == Some(*pid) || now != *pid {
-            return Ok(true);
-        }
-        prepare_postgres(conn).await?;
-        Ok(false)
+        Ok(probe_pid == Some(*pid) || now != *pid)
     }
 
     /// The lock is ours already, or the session changed under us: something
@@ -249,6 +245,20 @@ impl Db {
                     .await?;
                 Ok(holder == Some(*id))
             }
+        }
+    }
+
+    /// Connection slots left for ordinary clients (Postgres; None elsewhere).
+    pub async fn free_connections(&mut self) -> Result<Option<i64>, sqlx::Error> {
+        match self {
+            Db::Postgres { conn, .. } => sqlx::query_scalar(
+                "SELECT current_setting('max_connections')::bigint - current_setting('superuser_reserved_connections')::bigint \
+                 - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+            )
+            .fetch_one(conn)
+            .await
+            .map(Some),
+            Db::MySql { .. } => Ok(None),
         }
     }
 
@@ -597,9 +607,9 @@ async fn prepare_postgres(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         settings.push("SET idle_session_timeout = 0");
         settings.push("SET client_connection_check_interval = '2s'");
     }
-    for setting in settings {
-        sqlx::raw_sql(setting).execute(&mut *conn).await?;
-    }
+    // One round trip: waiters reconnect for every try.
+    let script = settings.join("; ");
+    sqlx::raw_sql(&script).execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -43,8 +43,13 @@ use url::DatabaseUrl;
 
 /// Waiters try the lock this often, give or take a quarter…
 const POLL: Duration = Duration::from_millis(250);
-/// …after first tries that start this soon and double.
+/// …after first tries that start this soon and double…
 const FIRST_POLL: Duration = Duration::from_millis(25);
+/// …and, once the lock has been held this long (a long migration), this often.
+const SLOW_AFTER: Duration = Duration::from_secs(5);
+const SLOW_POLL: Duration = Duration::from_secs(1);
+/// Connections the holder leaves free for its command's own before it starts it.
+const HEADROOM: i64 = 2;
 /// A waiter says who holds the lock this often.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
@@ -281,7 +286,7 @@ async fn attempt(
     signals: &mut mpsc::UnboundedReceiver<Signal>,
 ) -> Result<Summary, Failure> {
     let config = phase.config;
-    let mut db = or_stop(connect(url, config.connect_timeout), signals).await??;
+    let mut db = or_stop(connect(url, config.connect_timeout, true), signals).await??;
     if db.shares_sessions(url, &applied_by()).await.map_err(sql(url))? {
         return Err(MigrateError::Pooler { url: url.clone() }.into());
     }
@@ -298,11 +303,10 @@ async fn attempt(
         db.close().await;
         return Ok(Summary::default());
     }
-    if !or_stop(acquire(&mut db, &key, url, wanted, phase), signals).await?? {
+    let Some(mut db) = or_stop(acquire(db, &key, url, wanted, phase), signals).await?? else {
         tracing::info!("migrations applied by another replica; continuing");
-        db.close().await;
         return Ok(Summary::default());
-    }
+    };
     // A failure leaves the connection as it is: dropping it releases the lock.
     let summary = under_lock(phase, &mut db, &key, url, wanted, signals).await?;
     match db.unlock(&key).await {
@@ -316,25 +320,29 @@ async fn attempt(
     Ok(summary)
 }
 
-/// Polls for the lock: true once it is ours, false when another replica
-/// finished the work meanwhile; reports the holder; gives up at `lock_timeout`.
+/// Polls for the lock: the connection that holds it, or `None` when another
+/// replica finished the work meanwhile; reports the holder; gives up at
+/// `lock_timeout`. A waiter holds no connection between its tries: on a
+/// database with few connection slots, 30 waiters holding one each would
+/// leave none for the holder's migration tool.
 async fn acquire(
-    db: &mut Db,
+    mut db: Db,
     key: &LockKey,
     url: &DatabaseUrl,
     wanted: &Wanted<'_>,
     phase: &Phase<'_>,
-) -> Result<bool, Failure> {
+) -> Result<Option<Db>, Failure> {
     let lock_timeout = phase.config.lock_timeout;
     let waiting_since = Instant::now();
     let mut last_report: Option<Instant> = None;
     let mut tries: u32 = 0;
     loop {
         if db.try_lock(key).await.map_err(sql(url))? {
-            return Ok(true);
+            return Ok(Some(db));
         }
-        if work(db, wanted).await.map_err(sql(url))??.is_empty() && phase.tasks.is_empty() {
-            return Ok(false);
+        if work(&mut db, wanted).await.map_err(sql(url))??.is_empty() && phase.tasks.is_empty() {
+            db.close().await;
+            return Ok(None);
         }
         let waited = waiting_since.elapsed();
         if last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) || waited >= lock_timeout {
@@ -357,13 +365,21 @@ async fn acquire(
             last_report = Some(Instant::now());
         }
         // Most deploys migrate in milliseconds: the first tries come quickly
-        // (25, 50, 100, 200 ms), then every POLL. ±25% keeps replicas out of
-        // step, while the last waiter to notice a finished migration is late
-        // by at most 1.25 × POLL. The last try comes at `lock_timeout`.
-        let step = FIRST_POLL.saturating_mul(1 << tries.min(4)).min(POLL);
+        // (25, 50, 100, 200 ms), then every POLL, and every SLOW_POLL once
+        // the migration is a long one. ±25% keeps replicas out of step, while
+        // the last waiter to notice a finished migration is late by at most
+        // 1.25 × the step. The last try comes at `lock_timeout`.
+        let step = if waited >= SLOW_AFTER {
+            SLOW_POLL
+        } else {
+            FIRST_POLL.saturating_mul(1 << tries.min(4)).min(POLL)
+        };
         tries += 1;
+        db.close().await;
         let left = lock_timeout.saturating_sub(waiting_since.elapsed());
         tokio::time::sleep(step.mul_f64(0.75 + fastrand::f64() / 2.0).min(left)).await;
+        let left = lock_timeout.saturating_sub(waiting_since.elapsed());
+        db = connect(url, phase.config.connect_timeout.min(left), false).await?;
     }
 }
 
@@ -480,6 +496,7 @@ impl Locked<'_> {
     ) -> Result<crate::pid1::ExitStatus, Failure> {
         let Locked { db, key, url } = self;
         let lock_name = &key.name;
+        wait_for_headroom(db, url).await?;
         let confirmed = Instant::now();
         if !db.holds_lock(key).await.map_err(sql(url))? {
             return Err(MigrateError::LockLost {
@@ -525,6 +542,28 @@ impl Locked<'_> {
     }
 }
 
+/// Before a command that will open connections of its own starts: wait a
+/// little (10 s at most) for HEADROOM free connection slots, which waiters'
+/// short-lived tries and the replicas' start-up stampede may be using.
+async fn wait_for_headroom(db: &mut Db, url: &DatabaseUrl) -> Result<(), Failure> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut said = false;
+    while let Some(free) = db.free_connections().await.map_err(sql(url))? {
+        if free >= HEADROOM || Instant::now() >= deadline {
+            break;
+        }
+        if !said {
+            tracing::info!(
+                free,
+                "waiting for free database connections before starting the command"
+            );
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 /// What is left to do, from the history and the recorded fingerprint.
 /// The outer error is the database's; the inner one a changed file.
 async fn work<'m>(db: &mut Db, wanted: &Wanted<'m>) -> Result<Result<Work<'m>, MigrateError>, sqlx::Error> {
@@ -547,7 +586,7 @@ async fn work<'m>(db: &mut Db, wanted: &Wanted<'m>) -> Result<Result<Work<'m>, M
 
 /// Connects, retrying with backoff while the database is not up yet, until
 /// the whole budget is spent (the last try comes at its very end).
-async fn connect(url: &DatabaseUrl, timeout: Duration) -> Result<Db, MigrateError> {
+async fn connect(url: &DatabaseUrl, timeout: Duration, announce: bool) -> Result<Db, MigrateError> {
     let started = Instant::now();
     let name = applied_by();
     let mut delay = Duration::from_millis(250);
@@ -563,7 +602,9 @@ async fn connect(url: &DatabaseUrl, timeout: Duration) -> Result<Db, MigrateErro
         .await
         {
             Ok(db) => {
-                tracing::info!(database = %url, "connected");
+                if announce {
+                    tracing::info!(database = %url, "connected");
+                }
                 return Ok(db);
             }
             Err(sqlx::Error::Tls(inner)) if inner.downcast_ref::<tls::TlsError>().is_some_and(|e| e.is_config()) => {

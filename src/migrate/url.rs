@@ -125,7 +125,8 @@ mod tests {
         assert_eq!(url.backend, Backend::MySql);
         assert!(url.raw().starts_with("mysql://"));
         assert!(DatabaseUrl::parse("redis://x").is_err());
-        let url = DatabaseUrl::parse("postgres://app:p%40ss%2Fw0rd@db/app?sslmode=require&password=q%26r-token").unwrap();
+        let url =
+            DatabaseUrl::parse("postgres://app:p%40ss%2Fw0rd@db/app?sslmode=require&password=q%26r-token").unwrap();
         assert_eq!(url.to_string(), "postgres://app@db/app");
         for leak in ["p%40ss%2Fw0rd", "p@ss/w0rd", "q%26r-token", "q&r-token"] {
             assert_eq!(url.scrub(&format!("auth failed: {leak}")), "auth failed: ***", "{leak}");

@@ -134,6 +134,15 @@ impl Postgres {
         pg
     }
 
+    /// A cluster with extra server settings, e.g. `-c max_connections=10`.
+    pub fn start_with(settings: &str) -> Postgres {
+        let mut pg = Postgres::start();
+        pg.stop_server("fast");
+        pg.extra = settings.to_string();
+        pg.start_server();
+        pg
+    }
+
     /// A cluster that accepts TCP clients only over TLS (`hostssl`), with
     /// this certificate and key (copied in, owned by the server user).
     pub fn start_tls(cert: &Path, key: &Path) -> Postgres {
