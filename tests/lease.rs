@@ -10,7 +10,7 @@
 //! what happened: the runs' intervals are disjoint, and one run finished.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::support::db::Postgres;
@@ -119,7 +119,7 @@ impl Recorder {
         let needle = self.dir.path().join("record.sh");
         let deadline = Instant::now() + secs(10);
         loop {
-            let left = processes_mentioning(&needle);
+            let left = crate::support::processes_mentioning(&needle.to_string_lossy());
             if left.is_empty() {
                 return;
             }
@@ -136,24 +136,6 @@ struct Run {
     first: u128,
     last: u128,
     done: bool,
-}
-
-/// Pids whose command line names `path`.
-fn processes_mentioning(path: &Path) -> Vec<i32> {
-    let needle = path.to_string_lossy().into_owned();
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(&needle) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 /// Starts the holder, waits for its (long) run, then starts a waiter.

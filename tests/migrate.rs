@@ -458,6 +458,58 @@ fn migrate_status_lists_applied_and_pending_without_the_lock() {
     assert!(status.stdout.contains("applied  1 "), "{}", status.stdout);
     assert!(status.stdout.contains("pending  2 "), "{}", status.stdout);
     assert!(status.stdout.contains("1 applied, 2 pending"), "{}", status.stdout);
+
+    // While another replica holds the lock (a command under it), --status
+    // still answers at once; an applied file whose line endings changed
+    // shows as changed.
+    let mut holder = replica(&url, "command = 'echo holding; sleep 20'", &[]).start();
+    holder.wait_stdout("migrate | holding", secs(30));
+    let crlf = MIGRATIONS[0].1.replace('\n', "\r\n");
+    let started = Instant::now();
+    let status = replica(&url, "dir = \"migrations\"", &[(MIGRATIONS[0].0, crlf.as_str())])
+        .args(["--status"])
+        .run();
+    status.assert_code(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "--status waited for the lock"
+    );
+    assert!(
+        status.stdout.contains("applied  1 ") && status.stdout.contains("(CHANGED since it was applied)"),
+        "{}",
+        status.stdout
+    );
+    holder.signal("TERM");
+    assert_eq!(holder.wait_exit(secs(15)), 143, "{}", holder.stderr.text());
+
+    // Command mode: whether the fingerprint matches, and when the command last succeeded.
+    let command = "command = 'echo migrating'\nfingerprint = [\"prisma/migrations/**\"]";
+    let files = [("prisma/migrations/1/migration.sql", "select 1;")];
+    let before = replica(&url, command, &files).args(["--status"]).run();
+    before.assert_code(0);
+    assert!(
+        before
+            .stdout
+            .contains("no fingerprint recorded: it would run; never recorded as succeeded"),
+        "{}",
+        before.stdout
+    );
+    replica(&url, command, &files).run().assert_code(0);
+    let after = replica(&url, command, &files).args(["--status"]).run();
+    assert!(
+        after
+            .stdout
+            .contains("fingerprint matches: it would be skipped; last succeeded 20"),
+        "{}",
+        after.stdout
+    );
+    let changed = [("prisma/migrations/1/migration.sql", "select 2;")];
+    let changed = replica(&url, command, &changed).args(["--status"]).run();
+    assert!(
+        changed.stdout.contains("fingerprint changed: it would run"),
+        "{}",
+        changed.stdout
+    );
 }
 
 #[test]
@@ -471,7 +523,7 @@ fn run_migrates_then_runs_tasks_by_context_then_starts_processes() {
 dir = "migrations"
 
 [task.seed]
-command = "echo seeding"
+command = '''psql -X -tA -d "$DATABASE_URL" -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted" -c "SELECT 'users:' || count(*) FROM users"; echo seeding'''
 contexts = ["staging"]
 under_lock = true
 
@@ -493,6 +545,9 @@ restart = "never"
         .run();
     finished.assert_code(0);
     let out = &finished.stdout;
+    // The seed ran holding the lock (one advisory lock granted: ours), after
+    // the migrations (their table exists), before the free tasks.
+    assert!(out.contains("task.seed | 1\ntask.seed | users:0\n"), "{out}");
     assert_before(out, "task.seed | seeding", "task.warm | warming");
     assert_before(out, "task.warm | warming", "app.0 | app-up");
     assert!(!out.contains("never-in-staging"));
@@ -549,7 +604,7 @@ fn mariadb_replicas_race_once_and_lock_timeout_names_the_holder() {
 fn a_lost_lock_stops_the_command_and_exits_69() {
     let pg = Postgres::start();
     let url = pg.create_database("app");
-    let mut holder = replica(&url, "command = 'echo holding; sleep 30'", &[]).start();
+    let mut holder = replica(&url, "command = 'echo holding; sleep 30.25'", &[]).start();
     holder.wait_stdout("migrate | holding", secs(30));
     // An operator (or idle_session_timeout) ends the lock session.
     pg.sql(
@@ -568,4 +623,7 @@ fn a_lost_lock_stops_the_command_and_exits_69() {
         stderr.contains("the migration lock was lost while the migration command ran"),
         "{stderr}"
     );
+    // Its command is gone with it, not left running as an orphan.
+    let left = crate::support::processes_mentioning("sleep 30.25");
+    assert!(left.is_empty(), "the command outlived the lock: {left:?}");
 }

@@ -25,7 +25,7 @@ pub async fn migrate(mut ctx: Context, context: Option<String>, status: bool) ->
     };
     let environment = ctx.environment(&config.env, context.as_deref(), false)?;
     if status {
-        return print_status(&ctx, section, &environment.vars).await;
+        return print_status(&ctx, &config, section, &environment.vars).await;
     }
     let phase = migrate::Phase {
         config: section,
@@ -44,6 +44,7 @@ pub async fn migrate(mut ctx: Context, context: Option<String>, status: bool) ->
 
 async fn print_status(
     ctx: &Context,
+    config: &config::Config,
     section: &config::MigrateSection,
     env: &[(std::ffi::OsString, std::ffi::OsString)],
 ) -> Result<Outcome, Error> {
@@ -51,6 +52,11 @@ async fn print_status(
     let migrations = match &section.dir {
         Some(dir) => native::load(dir)?,
         None => Vec::new(),
+    };
+    let fingerprint = migrate::command_fingerprint(section, &config.base_dir)?;
+    let database_error = |err: sqlx::Error| MigrateError::Database {
+        url: url.clone(),
+        error: migrate::describe(&url, &err),
     };
     let mut db = Db::connect(
         &url,
@@ -62,35 +68,55 @@ async fn print_status(
         url: url.clone(),
         error: migrate::describe(&url, &err),
     })?;
-    let applied = db.applied().await.map_err(|err| MigrateError::Database {
-        url: url.clone(),
-        error: migrate::describe(&url, &err),
-    })?;
+    let applied = db.applied().await.map_err(database_error)?;
+    let record = match &section.command {
+        Some(_) => db
+            .command_record(&migrate::state_key(&section.lock_name))
+            .await
+            .map_err(database_error)?,
+        None => None,
+    };
     db.close().await;
+
     let mut out = String::new();
-    for row in &applied {
-        let marker = if migrations.iter().any(|m| m.version == row.version) {
-            ""
-        } else {
-            "  (not in this image)"
-        };
+    if section.dir.is_some() {
+        for row in &applied {
+            let marker = match migrations.iter().find(|m| m.version == row.version) {
+                None => "  (not in this image)",
+                Some(file) if file.checksum != row.checksum => "  (CHANGED since it was applied)",
+                Some(_) => "",
+            };
+            out.push_str(&format!(
+                "applied  {:<20} {}  {}{marker}\n",
+                row.version, row.name, row.applied_at
+            ));
+        }
+        let pending: Vec<_> = migrations
+            .iter()
+            .filter(|m| !applied.iter().any(|a| a.version == m.version))
+            .collect();
+        for migration in &pending {
+            out.push_str(&format!("pending  {:<20} {}\n", migration.version, migration.name));
+        }
         out.push_str(&format!(
-            "applied  {:<20} {}  {}{marker}\n",
-            row.version, row.name, row.applied_at
+            "{} applied, {} pending ({url})\n",
+            applied.len(),
+            pending.len()
         ));
     }
-    let pending: Vec<_> = migrations
-        .iter()
-        .filter(|m| !applied.iter().any(|a| a.version == m.version))
-        .collect();
-    for migration in &pending {
-        out.push_str(&format!("pending  {:<20} {}\n", migration.version, migration.name));
+    if let Some(command) = &section.command {
+        let last = record
+            .as_ref()
+            .map(|r| format!("last succeeded {} by {}", r.applied_at, r.applied_by))
+            .unwrap_or_else(|| "never recorded as succeeded".to_string());
+        let verdict = match (&fingerprint, &record) {
+            (None, _) => "runs on every start (no fingerprint)",
+            (Some(ours), Some(r)) if *ours == r.fingerprint => "fingerprint matches: it would be skipped",
+            (Some(_), Some(_)) => "fingerprint changed: it would run",
+            (Some(_), None) => "no fingerprint recorded: it would run",
+        };
+        out.push_str(&format!("command  `{command}`: {verdict}; {last} ({url})\n"));
     }
-    out.push_str(&format!(
-        "{} applied, {} pending ({url})\n",
-        applied.len(),
-        pending.len()
-    ));
     ctx.output.stdout.write_now(out.into_bytes());
     Ok(Outcome { code: 0 })
 }

@@ -69,6 +69,14 @@ pub struct Applied {
     pub applied_at: String,
 }
 
+/// What `_supervisor_migrate_state` says of the migration command.
+#[derive(Debug, Clone)]
+pub struct CommandRecord {
+    pub fingerprint: String,
+    pub applied_at: String,
+    pub applied_by: String,
+}
+
 pub enum Db {
     Postgres { conn: PgConnection, pid: i32 },
     MySql { conn: MySqlConnection, id: i64 },
@@ -528,6 +536,36 @@ impl Db {
         match result {
             Err(err) if is_missing_table(&err) => Ok(None),
             other => other,
+        }
+    }
+
+    /// The last successful run of the migration command, as recorded.
+    pub async fn command_record(&mut self, key: &str) -> Result<Option<CommandRecord>, sqlx::Error> {
+        let row = match self {
+            Db::Postgres { conn, .. } => sqlx::query(&format!(
+                "SELECT fingerprint, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), applied_by \
+                 FROM {STATE_TABLE} WHERE key = $1"
+            ))
+            .bind(key)
+            .fetch_optional(conn)
+            .await
+            .map(|row| row.map(|r| (r.get(0), r.get(1), r.get(2)))),
+            Db::MySql { conn, .. } => sqlx::query(&format!(
+                "SELECT fingerprint, DATE_FORMAT(applied_at, '%Y-%m-%dT%H:%i:%SZ'), applied_by FROM {STATE_TABLE} WHERE `key` = ?"
+            ))
+            .bind(key)
+            .fetch_optional(conn)
+            .await
+            .map(|row| row.map(|r| (r.get(0), r.get(1), r.get(2)))),
+        };
+        match row {
+            Ok(row) => Ok(row.map(|(fingerprint, applied_at, applied_by)| CommandRecord {
+                fingerprint,
+                applied_at,
+                applied_by,
+            })),
+            Err(err) if is_missing_table(&err) => Ok(None),
+            Err(err) => Err(err),
         }
     }
 

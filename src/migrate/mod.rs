@@ -217,13 +217,7 @@ pub async fn run(phase: &Phase<'_>, signals: &mut mpsc::UnboundedReceiver<Signal
         Some(dir) => native::load(dir)?,
         None => Vec::new(),
     };
-    let fingerprint = match (&phase.config.command, phase.config.fingerprint.is_empty()) {
-        (Some(command), false) => Some(
-            fingerprint::compute(&command.to_string(), &phase.config.fingerprint, phase.base_dir)
-                .map_err(|reason| MigrateError::Fingerprint { reason })?,
-        ),
-        _ => None,
-    };
+    let fingerprint = command_fingerprint(phase.config, phase.base_dir)?;
     let wanted = Wanted {
         migrations: &migrations,
         fingerprint: fingerprint.as_deref(),
@@ -272,8 +266,18 @@ pub fn database_url(config: &MigrateSection, env: &[(OsString, OsString)]) -> Re
     })
 }
 
+/// The hash of the migration command and its `fingerprint` files, when it has them.
+pub fn command_fingerprint(config: &MigrateSection, base_dir: &Path) -> Result<Option<String>, MigrateError> {
+    match (&config.command, config.fingerprint.is_empty()) {
+        (Some(command), false) => fingerprint::compute(&command.to_string(), &config.fingerprint, base_dir)
+            .map(Some)
+            .map_err(|reason| MigrateError::Fingerprint { reason }),
+        _ => Ok(None),
+    }
+}
+
 /// The key under which the migration command's fingerprint is recorded.
-fn state_key(lock_name: &str) -> String {
+pub fn state_key(lock_name: &str) -> String {
     format!("command:{lock_name}")
 }
 
