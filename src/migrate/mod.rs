@@ -344,10 +344,6 @@ async fn acquire(
         if db.try_lock(key).await.map_err(sql(url))? {
             return Ok(Some(db));
         }
-        if work(&mut db, wanted).await.map_err(sql(url))??.is_empty() && phase.tasks.is_empty() {
-            db.close().await;
-            return Ok(None);
-        }
         let waited = waiting_since.elapsed();
         if last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) || waited >= lock_timeout {
             let holder = db
@@ -384,6 +380,11 @@ async fn acquire(
         tokio::time::sleep(step.mul_f64(0.75 + fastrand::f64() / 2.0).min(left)).await;
         let left = lock_timeout.saturating_sub(waiting_since.elapsed());
         db = connect(url, phase.config.connect_timeout.min(left), false).await?;
+        // Done by the holder meanwhile? Then leave without taking the lock.
+        if work(&mut db, wanted).await.map_err(sql(url))??.is_empty() && phase.tasks.is_empty() {
+            db.close().await;
+            return Ok(None);
+        }
     }
 }
 
