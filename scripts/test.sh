@@ -28,8 +28,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The examples' real migration tools (drizzle-orm, pg, postgres.js) from npm, as locked.
-for example in examples/*/; do
+# The real migration tools of the examples and of the races in tests/tools.rs
+# (drizzle-orm, knex, node-pg-migrate, pg, postgres.js) from npm, as locked.
+for example in examples/*/ tests/fixtures/*/; do
   if [ -f "$example/package-lock.json" ] && [ ! -d "$example/node_modules" ]; then
     (cd "$example" && npm ci --no-audit --no-fund --loglevel=error)
   fi

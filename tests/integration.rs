@@ -21,3 +21,4 @@ mod restarts;
 mod security;
 mod signals;
 mod tls;
+mod tools;
