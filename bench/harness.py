@@ -10,6 +10,7 @@ import argparse
 import csv
 import glob
 import os
+import re
 import select
 import shutil
 import signal
@@ -495,6 +496,127 @@ def metric_migrations(reps, quick):
     return rows
 
 
+def migration_race(pg, db, n, sql_body, config_body, extra_files=()):
+    """n `supervisor migrate` replicas at once; (all exited 0, wall seconds)."""
+    pg.sql(f"CREATE DATABASE {db}")
+    with tempfile.TemporaryDirectory() as wd:
+        os.makedirs(os.path.join(wd, "migrations"))
+        open(os.path.join(wd, "migrations", "1_init.sql"), "w").write(sql_body)
+        for name, text in extra_files:
+            open(os.path.join(wd, name), "w").write(text)
+        open(os.path.join(wd, "supervisor.toml"), "w").write(
+            '[health]\nlisten = "off"\n[migrate]\n' + config_body + '\n[process.a]\ncommand = "true"\n')
+        env = clean_env()
+        env["DATABASE_URL"] = pg.url(db)
+        t0 = time.monotonic()
+        procs = [subprocess.Popen([SUPERVISOR, "migrate"], cwd=wd, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for _ in range(n)]
+        codes = [p.wait() if wait_exit(p, 300) else None for p in procs]
+        return all(c == 0 for c in codes), time.monotonic() - t0
+
+
+def metric_migrations_few_connections(reps):
+    """7b. 32 replicas against max_connections = 10: a 2 s SQL migration, and a
+    tool that needs a connection of its own (psql) under the lock."""
+    pg = Postgres.start(max_connections=10)
+    if pg is None:
+        return []
+    rows = []
+    psql = shutil.which("psql") or f"{pg.bin}/psql"
+    tool = f'command = \'{psql} -X -q -d "$DATABASE_URL" -c "SELECT pg_sleep(2)"\'\nfingerprint = ["migrations/**"]'
+    try:
+        for rep in range(reps):
+            for case, config in (("2 s SQL file", 'dir = "migrations"'), ("2 s psql command", tool)):
+                ok, wall = migration_race(pg, f"f_{rep}_{len(rows)}", 32, "CREATE TABLE t (id int);\nSELECT pg_sleep(2);\n"
+                                          if "SQL" in case else "SELECT 1;\n", config)
+                rows.append((case, 32, ok, wall))
+    finally:
+        pg.stop()
+    return rows
+
+
+def metric_lease():
+    """7c. What the lease costs: heartbeat traffic while a command runs under the
+    lock, connections held by waiters, and the take-over delay after a holder
+    is SIGKILLed mid-command."""
+    pg = Postgres.start()
+    if pg is None:
+        return []
+    rows = []
+    try:
+        # Heartbeat traffic: what the holder writes to the server per second
+        # while a silent command runs (/proc/PID/io: write syscalls, bytes).
+        pg.sql("CREATE DATABASE lease_beat")
+        with tempfile.TemporaryDirectory() as wd:
+            open(os.path.join(wd, "supervisor.toml"), "w").write(
+                '[health]\nlisten = "off"\n[migrate]\ncommand = "sleep 10"\n[process.a]\ncommand = "true"\n')
+            env = clean_env()
+            env["DATABASE_URL"] = pg.url("lease_beat")
+
+            proc = subprocess.Popen([SUPERVISOR, "migrate"], cwd=wd, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            time.sleep(2)
+            port = pg.query("SELECT client_port FROM pg_stat_activity WHERE datname = 'lease_beat' "
+                            "AND application_name LIKE 'supervisor@%'")
+
+            def sent():
+                # The lock connection's own counters, from the kernel (ss -ti).
+                out = subprocess.run(["ss", "-tinH", f"sport = :{port}"], capture_output=True, text=True).stdout
+                fields = dict(f.split(":", 1) for f in out.split() if ":" in f and f.split(":", 1)[1].isdigit())
+                return int(fields.get("segs_out", 0)), int(fields.get("bytes_sent", 0))
+            (s0, b0), t0 = sent(), time.monotonic()
+            time.sleep(5)
+            (s1, b1), t1 = sent(), time.monotonic()
+            wait_exit(proc, 30)
+            rows.append(("heartbeat: TCP segments sent per second while a command runs", (s1 - s0) / (t1 - t0)))
+            rows.append(("heartbeat: bytes sent per second", (b1 - b0) / (t1 - t0)))
+        # Connections held by 31 waiters while one replica runs a 6 s command.
+        pg.sql("CREATE DATABASE lease_waiters")
+        with tempfile.TemporaryDirectory() as wd:
+            os.makedirs(os.path.join(wd, "m"))
+            open(os.path.join(wd, "m", "x"), "w").write("x")
+            open(os.path.join(wd, "supervisor.toml"), "w").write(
+                '[health]\nlisten = "off"\n[migrate]\ncommand = "sleep 6"\nfingerprint = ["m/**"]\n[process.a]\ncommand = "true"\n')
+            env = clean_env()
+            env["DATABASE_URL"] = pg.url("lease_waiters")
+            procs = [subprocess.Popen([SUPERVISOR, "migrate"], cwd=wd, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL) for _ in range(32)]
+            time.sleep(2)
+            samples = []
+            for _ in range(60):
+                samples.append(int(pg.query("SELECT count(*) FROM pg_stat_activity WHERE datname = 'lease_waiters' "
+                                            "AND application_name LIKE 'supervisor@%'")) - 1)
+                time.sleep(0.05)
+            for p in procs:
+                wait_exit(p, 60)
+            rows.append(("connections held by 31 waiters: mean", statistics.mean(samples)))
+            rows.append(("connections held by 31 waiters: max", max(samples)))
+        # Take-over: the holder is SIGKILLed mid-command; time until the waiter's command starts.
+        pg.sql("CREATE DATABASE lease_takeover")
+        with tempfile.TemporaryDirectory() as wd:
+            marks = os.path.join(wd, "marks")
+            open(os.path.join(wd, "supervisor.toml"), "w").write(
+                '[health]\nlisten = "off"\n[migrate]\ncommand = \'date +%s.%N >> ' + marks
+                + '; [ $(wc -l < ' + marks + ') -gt 1 ] || sleep 60\'\n[process.a]\ncommand = "true"\n')
+            env = clean_env()
+            env["DATABASE_URL"] = pg.url("lease_takeover")
+            holder = subprocess.Popen([SUPERVISOR, "migrate"], cwd=wd, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            wait_until(lambda: os.path.exists(marks), 30)
+            waiter = subprocess.Popen([SUPERVISOR, "migrate"], cwd=wd, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            time.sleep(1)
+            killed = time.time()
+            holder.kill()
+            wait_exit(waiter, 60)
+            wait_exit(holder, 10)
+            started = float(open(marks).read().split()[-1])
+            rows.append(("take-over after a SIGKILLed holder (s)", started - killed))
+    finally:
+        pg.stop()
+    return rows
+
+
 def metric_size_and_build(full):
     """10. binary size (stripped) and cold build time."""
     rows = [("supervisor", os.path.getsize(SUPERVISOR))]
@@ -518,7 +640,7 @@ class Postgres:
         self.wd, self.bin, self.port = wd, bin_dir, port
 
     @staticmethod
-    def start():
+    def start(max_connections=300):
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not bins:
             return None
@@ -532,7 +654,9 @@ class Postgres:
         subprocess.run(as_user + [f"{bin_dir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port = free_port()
-        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {wd} -c fsync=off -c max_connections=300"
+        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {wd} -c fsync=off -c max_connections={max_connections}"
+        if max_connections < 20:
+            opts += " -c max_wal_senders=0"
         subprocess.run(as_user + [f"{bin_dir}/pg_ctl", "-D", data, "-l", f"{wd}/log", "-o", opts, "-w", "start"],
                        check=True, stdout=subprocess.DEVNULL)
         pg = Postgres(wd, bin_dir, port)
@@ -545,6 +669,10 @@ class Postgres:
     def sql(self, query):
         subprocess.run([f"{self.bin}/psql", "-X", "-q", "-d", self.url("postgres"), "-c", query], check=True,
                        stdout=subprocess.DEVNULL)
+
+    def query(self, query, db="postgres"):
+        return subprocess.run([f"{self.bin}/psql", "-X", "-q", "-t", "-A", "-d", self.url(db), "-c", query], check=True,
+                              capture_output=True, text=True).stdout.strip()
 
     def stop(self):
         subprocess.run(self.as_user + [f"{self.bin}/pg_ctl", "-D", f"{self.wd}/data", "-m", "immediate", "stop"],
@@ -707,6 +835,26 @@ def main():
             text.append(f"| {n} | {s} s | {med:.2f} | {med / alone[s]:.2f}× |")
         sections.append("\n".join(text) + "\n")
         print(f"bench: migrations: {rows}", flush=True)
+        few = metric_migrations_few_connections(1 if args.quick else 3)
+        if not args.quick:
+            write_csv("migrations_few_connections", ["case", "replicas", "all_ok", "wall_s"], few)
+        text = ["### 7b. Migrations: 32 replicas against `max_connections = 10`\n",
+                "Goal: every replica succeeds, also with a tool that needs a connection of its own\n",
+                "| case | replicas | all exited 0 | median wall (s) |", "|---|---|---|---|"]
+        for case in sorted({c for c, _, _, _ in few}):
+            walls = [w for c, _, _, w in few if c == case]
+            oks = all(ok for c, _, ok, _ in few if c == case)
+            text.append(f"| {case} | 32 | {'yes' if oks else 'NO'} ({len(walls)} runs) | {statistics.median(walls):.2f} |")
+        sections.append("\n".join(text) + "\n")
+        print(f"bench: migrations, few connections: {few}", flush=True)
+        lease = metric_lease()
+        if not args.quick:
+            write_csv("lease", ["what", "value"], lease)
+        text = ["### 7c. What the lease costs\n",
+                "| what | measured |", "|---|---|"]
+        text += [f"| {what} | {value:.2f} |" for what, value in lease]
+        sections.append("\n".join(text) + "\n")
+        print(f"bench: lease: {lease}", flush=True)
     if want("health"):
         rows = metric_health(3 if args.quick else 10)
         if not args.quick:
@@ -736,8 +884,28 @@ def main():
         sections.append("\n".join(text) + "\n")
         print(f"bench: size: {rows} build={build_s}", flush=True)
     if not args.quick:
-        open(os.path.join(DOCS, "benchmarks.md"), "w").write("\n".join(sections))
+        report = os.path.join(DOCS, "benchmarks.md")
+        if args.only and os.path.exists(report):
+            # A partial run replaces only its own sections of the last full report.
+            sections = merge_sections(open(report).read(), sections)
+        open(report, "w").write("\n".join(sections))
         print("bench: wrote docs/benchmarks.md", flush=True)
+
+
+def merge_sections(old_report, new_sections):
+    """The old report with each `### N.` section replaced by the new one of the same number."""
+    def key(section):
+        first = section.lstrip().splitlines()[0] if section.strip() else ""
+        return first if first.startswith("### ") else None
+    parts = re.split(r"(?m)^(?=### )", old_report)
+    fresh = {key(s): s for s in new_sections if key(s)}
+    merged = [fresh.pop(key(p), p) if key(p) else p for p in parts]
+    # A new section (7b.) goes after its number's last section (7., 7a.).
+    for k, section in fresh.items():
+        number = re.match(r"### (\d+)", k).group(1)
+        at = max((i for i, p in enumerate(merged) if re.match(rf"### {number}\D", key(p) or "")), default=len(merged) - 1)
+        merged.insert(at + 1, section)
+    return [p.rstrip("\n") + "\n" for p in merged]
 
 
 if __name__ == "__main__":
