@@ -108,12 +108,15 @@ pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Plan, Conf
                 let key = format!("process.{}.instances", process.name);
                 match template.expand(env) {
                     Ok(text) => match text.trim().parse::<u32>() {
-                        Ok(count) if count <= 1024 => count,
+                        Ok(count) if count <= validate::MAX_INSTANCES as u32 => count,
                         _ => {
                             report(
                                 Some(*line),
                                 key,
-                                "must expand to a whole number between 0 and 1024".to_string(),
+                                format!(
+                                    "must expand to a whole number between 0 and {} (0 turns the process off)",
+                                    validate::MAX_INSTANCES
+                                ),
                             );
                             0
                         }
@@ -164,6 +167,30 @@ pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Plan, Conf
             user,
         });
     }
+    // `instances = 0` (CLUSTER_WORKERS=0) turns a process off; then nothing
+    // may depend on it, since nothing would ever satisfy that dependency.
+    for process in planned.iter().filter(|p| p.instances > 0) {
+        for dependency in &process.config.depends_on {
+            if planned
+                .iter()
+                .any(|p| p.instances == 0 && *p.name == *dependency.process)
+            {
+                problems.push(Problem {
+                    file: config.source.path.clone(),
+                    line: None,
+                    key: format!("process.{}.depends_on", process.name),
+                    message: format!(
+                        "{:?} has instances = 0 (turned off), so this dependency could never be met",
+                        dependency.process
+                    ),
+                });
+            }
+        }
+    }
+    for process in planned.iter().filter(|p| p.instances == 0) {
+        tracing::info!(process = %process.name, "turned off: instances = 0");
+    }
+    planned.retain(|p| p.instances > 0);
     if problems.is_empty() {
         Ok(Plan {
             wait_for,

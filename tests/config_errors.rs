@@ -149,3 +149,16 @@ fn a_log_level_that_is_not_a_level_is_refused_rather_than_silencing_us() {
     debug.assert_code(0);
     assert!(debug.stderr.contains("TRACE"), "{}", debug.stderr);
 }
+
+/// Issue 13, bug 5: a task's `user` is checked like a process's: 78 before
+/// anything runs (it used to exit 127, "cannot start").
+#[test]
+fn a_task_with_an_unknown_user_is_a_config_error() {
+    let stderr = errors(
+        "[task.seed]\ncommand = \"echo seeding\"\nuser = \"no-such-user-here\"\n\n[process.app]\ncommand = \"true\"\n",
+    );
+    assert!(
+        stderr.contains("task.seed.user: user \"no-such-user-here\" does not exist on this system"),
+        "{stderr}"
+    );
+}

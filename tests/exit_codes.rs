@@ -61,6 +61,38 @@ depends_on = { migrate = "completed" }
     );
 }
 
+/// Issue 13, bug 1: with another process running, the blocked critical
+/// dependent used to log "stopping everything" and then hang, never
+/// signalling `bot`. Now the stop goes on at once, and `bot` gets its TERM.
+#[test]
+fn a_blocked_critical_dependent_stops_the_others_too() {
+    let mut run = Test::new()
+        .config(
+            r#"
+[process.assets]
+command = "exit 2"
+restart = "never"
+critical = false
+
+[process.web]
+command = ["sleep", "1000"]
+depends_on = { assets = "completed" }
+
+[process.bot]
+command = "trap 'echo bot got TERM; exit 0' TERM; echo bot up; while :; do sleep 0.1; done"
+"#,
+        )
+        .args(["run"])
+        .pid1()
+        .start();
+    assert_eq!(run.wait_exit(secs(15)), 2, "{}", run.stderr.text());
+    let stdout = run.stdout.text();
+    assert!(
+        stdout.contains("bot.0 | bot got TERM"),
+        "bot was never stopped gracefully:\n{stdout}"
+    );
+}
+
 #[test]
 fn dependents_wait_for_a_completed_one_shot() {
     let mut run = Test::new()

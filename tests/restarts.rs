@@ -130,3 +130,83 @@ fn a_missing_binary_is_a_failure_of_that_process_not_a_crash() {
         finished.stderr
     );
 }
+
+/// Issue 13, bug 2: the backoff grows past `restart_window / max_restarts`
+/// (here 100 → 400 ms against 5 within 1 s), so a sliding window never held
+/// enough restarts and the loop went on forever. Restarts are counted in a
+/// row, since the last run as long as `restart_window`: the loop ends.
+#[test]
+fn a_crash_loop_ends_even_when_the_backoff_outgrows_the_window() {
+    let mut run = Test::new()
+        .config(
+            r#"
+[process.crashy]
+command = 'echo start >> starts.log; exit 3'
+backoff = { initial = "100ms", max = "400ms" }
+max_restarts = 5
+restart_window = "1s"
+"#,
+        )
+        .args(["run"])
+        .start();
+    assert_eq!(run.wait_exit(secs(20)), 3, "{}", run.stderr.text());
+    assert_eq!(
+        wait_lines(&run.dir().join("starts.log"), 6, secs(1)).len(),
+        6,
+        "one start, five restarts"
+    );
+}
+
+/// Issue 13, bug 3: `restart = "always"` on a process that keeps exiting 0
+/// is a loop that failed, and the exit code says so (not 0).
+#[test]
+fn a_loop_of_clean_exits_under_restart_always_fails_with_code_1() {
+    let finished = Test::new()
+        .config(
+            "[process.oneshot]\ncommand = \"true\"\nbackoff = { initial = \"10ms\", max = \"10ms\" }\nmax_restarts = 2\n",
+        )
+        .args(["run"])
+        .run();
+    finished.assert_code(1);
+    assert!(
+        finished
+            .stderr
+            .contains("exited with 0 again and again under restart = \"always\" (a loop): failed for good"),
+        "{}",
+        finished.stderr
+    );
+}
+
+/// Issue 13, bug 4: `instances = 0` turns a process off (it is not started
+/// and not on /health); depending on it is a config error naming both.
+#[test]
+fn zero_instances_turn_a_process_off_and_depending_on_it_is_refused() {
+    let config = "[process.api]\ncommand = \"echo api up; sleep 1000\"\ninstances = \"${CLUSTER_WORKERS:-1}\"\n\n[process.bot]\ncommand = \"echo bot done\"\nrestart = \"never\"\n";
+    let finished = Test::new()
+        .config(config)
+        .env("CLUSTER_WORKERS", "0")
+        .args(["run"])
+        .run();
+    finished.assert_code(0);
+    assert!(finished.stdout.contains("bot.0 | bot done"), "{}", finished.stdout);
+    assert!(!finished.stdout.contains("api up"), "{}", finished.stdout);
+    assert!(
+        finished.stderr.contains("turned off: instances = 0"),
+        "{}",
+        finished.stderr
+    );
+    let dependent = format!("{config}depends_on = [\"api\"]\n");
+    let refused = Test::new()
+        .config(&dependent)
+        .env("CLUSTER_WORKERS", "0")
+        .args(["run"])
+        .run();
+    refused.assert_code(78);
+    assert!(
+        refused.stderr.contains(
+            "process.bot.depends_on: \"api\" has instances = 0 (turned off), so this dependency could never be met"
+        ),
+        "{}",
+        refused.stderr
+    );
+}

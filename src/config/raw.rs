@@ -63,7 +63,7 @@ pub struct RawTask {
     pub contexts: Option<Vec<String>>,
     #[serde(default)]
     pub under_lock: bool,
-    pub user: Option<String>,
+    pub user: Option<Spanned<String>>,
 }
 
 /// `command = "node server.js"` (run by `/bin/sh -c`) or `["node", "server.js"]` (exec'd as is).

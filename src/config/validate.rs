@@ -29,7 +29,8 @@ pub const DEFAULT_BACKOFF: Backoff = Backoff {
 };
 pub const DEFAULT_MAX_RESTARTS: u32 = 10;
 pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(60);
-const MAX_INSTANCES: i64 = 1024;
+/// The most instances one process may have (the one place this limit lives).
+pub const MAX_INSTANCES: i64 = 1024;
 
 /// Collects problems against one file.
 struct Checker<'a> {
@@ -437,7 +438,7 @@ fn check_task(checker: &mut Checker, name: &str, task: &Spanned<raw::RawTask>, b
         env: checker.env(&raw.env, span, &format!("{key}.env")),
         contexts: raw.contexts.clone(),
         under_lock: raw.under_lock,
-        user: raw.user.clone(),
+        user: checker.user(raw.user.as_ref(), &format!("{key}.user")),
     }
 }
 

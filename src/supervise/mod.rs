@@ -390,7 +390,6 @@ impl Supervisor {
             &mut instance.history,
             status,
             ran_for,
-            now,
             fastrand::f64(),
         );
         match decision {
@@ -409,6 +408,18 @@ impl Supervisor {
             Decision::Completed => {
                 tracing::info!(process = %name, instance = index, exit_code = code, "completed");
                 instance.state = State::Exited(status);
+            }
+            Decision::Failed if status.success() => {
+                // `restart = "always"` and it keeps exiting 0: a loop, not a
+                // success, so the exit code must not say 0 (an orchestrator's
+                // on-failure policy would never restart the container).
+                tracing::error!(
+                    process = %name,
+                    instance = index,
+                    "exited with 0 again and again under restart = \"always\" (a loop): failed for good"
+                );
+                instance.state = State::Failed(status);
+                self.on_failed(at, 1);
             }
             Decision::Failed => {
                 tracing::error!(process = %name, instance = index, exit_code = code, "{status}; failed for good");
@@ -466,14 +477,17 @@ impl Supervisor {
     /// Brings every instance in line with where the run is.
     fn advance(&mut self, now: Instant) {
         self.fire_deadlines(now);
+        if self.stopping.is_none() {
+            while self.start_satisfied(now) {}
+            if self.stopping.is_none() && self.instances.iter().all(|i| i.state.is_terminal()) {
+                tracing::info!("every process has finished");
+                self.begin_stop(StopReason::Finished);
+            }
+        }
+        // Also when the stop began just now (a critical process blocked or
+        // failed while starting others): nothing else would wake us to do it.
         if self.stopping.is_some() {
             self.send_stop_signals(now);
-            return;
-        }
-        while self.start_satisfied(now) {}
-        if self.stopping.is_none() && self.instances.iter().all(|i| i.state.is_terminal()) {
-            tracing::info!("every process has finished");
-            self.begin_stop(StopReason::Finished);
         }
     }
 

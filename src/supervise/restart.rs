@@ -4,19 +4,23 @@
 //! and no processes. Backoff doubles from `initial` up to `max`, with a
 //! jitter that only ever shortens a step by up to a quarter: consecutive
 //! gaps still grow (each range `[0.75b, b]` lies below the next, `[1.5b, 2b]`)
-//! while replicas that crash together stop retrying in lock step. After a run
-//! of [`STABLE_RUN`] the backoff starts over. The budget counts every restart
-//! within the sliding `window`; one more than `max_restarts` means the process
-//! has failed for good (systemd's StartLimitBurst/IntervalSec).
+//! while replicas that crash together stop retrying in lock step.
+//!
+//! The budget counts restarts **since the last stable run**, a run that
+//! lasted at least `restart_window`; such a run also starts the backoff over.
+//! After `max_restarts` restarts in a row without one, the process has failed
+//! for good. A sliding window of wall-clock time (systemd's StartLimitBurst
+//! within StartLimitIntervalSec) cannot work with a growing backoff: once the
+//! gaps pass `window / max_restarts`, the window never holds enough restarts
+//! and a crash loop never ends (with the defaults, 10 within 60 s while the
+//! backoff reaches 30 s). Counting in a row, any settings end a loop: with
+//! the defaults after 10 restarts, about 81 s of backoff (0.1 + 0.2 + … +
+//! 25.6 + 30 s) plus the runs themselves.
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{Backoff, RestartMode, RestartPolicy};
 use crate::pid1::ExitStatus;
-
-/// A run at least this long resets the backoff to `initial` (SPEC §2).
-pub const STABLE_RUN: Duration = Duration::from_secs(60);
 
 /// What to do with a process that has just exited on its own.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,11 +34,10 @@ pub enum Decision {
     Failed,
 }
 
-/// Restarts so far, for the budget and the backoff.
-#[derive(Debug, Default, Clone)]
+/// Restarts since the last stable run: the budget and the backoff step.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct History {
-    recent: VecDeque<Instant>,
-    attempt: u32,
+    pub in_a_row: u32,
 }
 
 impl Backoff {
@@ -46,16 +49,17 @@ impl Backoff {
     }
 }
 
+/// Decides for a process that ran for `ran_for` and exited with `status`;
+/// `jitter` in `[0, 1)`. A pure function of its inputs and `history`.
 pub fn decide(
     policy: &RestartPolicy,
     history: &mut History,
     status: ExitStatus,
     ran_for: Duration,
-    now: Instant,
     jitter: f64,
 ) -> Decision {
-    if ran_for >= STABLE_RUN {
-        history.attempt = 0;
+    if ran_for >= policy.window {
+        history.in_a_row = 0;
     }
     let wanted = match policy.mode {
         RestartMode::Always => true,
@@ -69,19 +73,11 @@ pub fn decide(
             Decision::Failed
         };
     }
-    while history
-        .recent
-        .front()
-        .is_some_and(|&at| now.duration_since(at) >= policy.window)
-    {
-        history.recent.pop_front();
-    }
-    if history.recent.len() >= policy.max_restarts as usize {
+    if history.in_a_row >= policy.max_restarts {
         return Decision::Failed;
     }
-    history.recent.push_back(now);
-    let delay = policy.backoff.delay(history.attempt, jitter);
-    history.attempt = history.attempt.saturating_add(1);
+    let delay = policy.backoff.delay(history.in_a_row, jitter);
+    history.in_a_row = history.in_a_row.saturating_add(1);
     Decision::Restart { delay }
 }
 
@@ -103,45 +99,27 @@ mod tests {
 
     const FAIL: ExitStatus = ExitStatus::Exited(1);
     const OK: ExitStatus = ExitStatus::Exited(0);
+    const SHORT: Duration = Duration::from_millis(10);
 
     #[test]
     fn modes_decide_by_exit_status() {
-        let now = Instant::now();
-        let short = Duration::from_millis(10);
         let cases = [
-            (RestartMode::Always, OK, true),
-            (RestartMode::Always, FAIL, true),
-            (RestartMode::OnFailure, OK, false),
-            (RestartMode::OnFailure, FAIL, true),
-            (RestartMode::Never, OK, false),
-            (RestartMode::Never, FAIL, false),
+            (RestartMode::Always, OK, "restart"),
+            (RestartMode::Always, FAIL, "restart"),
+            (RestartMode::OnFailure, OK, "completed"),
+            (RestartMode::OnFailure, FAIL, "restart"),
+            (RestartMode::Never, OK, "completed"),
+            (RestartMode::Never, FAIL, "failed"),
         ];
-        for (mode, status, restarts) in cases {
-            let decision = decide(&policy(mode, 5), &mut History::default(), status, short, now, 0.0);
-            assert_eq!(
-                matches!(decision, Decision::Restart { .. }),
-                restarts,
-                "{mode:?} {status:?}"
-            );
+        for (mode, status, expected) in cases {
+            let decision = decide(&policy(mode, 5), &mut History::default(), status, SHORT, 0.0);
+            let got = match decision {
+                Decision::Restart { .. } => "restart",
+                Decision::Completed => "completed",
+                Decision::Failed => "failed",
+            };
+            assert_eq!(got, expected, "{mode:?} {status:?}");
         }
-        let never_fail = decide(
-            &policy(RestartMode::Never, 5),
-            &mut History::default(),
-            FAIL,
-            short,
-            now,
-            0.0,
-        );
-        assert_eq!(never_fail, Decision::Failed);
-        let never_ok = decide(
-            &policy(RestartMode::Never, 5),
-            &mut History::default(),
-            OK,
-            short,
-            now,
-            0.0,
-        );
-        assert_eq!(never_ok, Decision::Completed);
     }
 
     #[test]
@@ -160,47 +138,85 @@ mod tests {
     }
 
     #[test]
-    fn budget_within_the_window_then_failed_for_good() {
+    fn the_budget_counts_restarts_in_a_row_then_failed_for_good() {
         let policy = policy(RestartMode::Always, 3);
         let mut history = History::default();
-        let start = Instant::now();
-        let short = Duration::from_millis(10);
-        let mut delays = Vec::new();
-        for i in 0..3 {
-            match decide(&policy, &mut history, FAIL, short, start + Duration::from_secs(i), 0.0) {
-                Decision::Restart { delay } => delays.push(delay.as_millis()),
-                other => panic!("restart {i}: {other:?}"),
-            }
-        }
-        assert_eq!(delays, [100, 200, 400]);
-        assert_eq!(
-            decide(&policy, &mut history, FAIL, short, start + Duration::from_secs(4), 0.0),
-            Decision::Failed
-        );
-        // Once the window has slid past the first restarts, the budget is back.
-        let later = start + Duration::from_secs(62);
-        assert!(matches!(
-            decide(&policy, &mut history, FAIL, short, later, 0.0),
-            Decision::Restart { .. }
-        ));
+        let delays: Vec<Decision> = (0..4)
+            .map(|_| decide(&policy, &mut history, FAIL, SHORT, 0.0))
+            .collect();
+        let ms = |d: u64| Decision::Restart {
+            delay: Duration::from_millis(d),
+        };
+        assert_eq!(delays, [ms(100), ms(200), ms(400), Decision::Failed]);
     }
 
     #[test]
-    fn a_stable_run_resets_the_backoff() {
-        let policy = policy(RestartMode::Always, 100);
+    fn a_stable_run_resets_the_budget_and_the_backoff() {
+        let policy = policy(RestartMode::Always, 3);
         let mut history = History::default();
-        let now = Instant::now();
-        let short = Duration::from_millis(10);
         for _ in 0..3 {
-            decide(&policy, &mut history, FAIL, short, now, 0.0);
+            decide(&policy, &mut history, FAIL, SHORT, 0.0);
         }
-        let after_stable = decide(&policy, &mut history, FAIL, STABLE_RUN, now, 0.0);
+        // A run as long as restart_window: the loop is over, start afresh.
+        let after_stable = decide(&policy, &mut history, FAIL, policy.window, 0.0);
         assert_eq!(
             after_stable,
             Decision::Restart {
                 delay: Duration::from_millis(100)
             }
         );
+        assert_eq!(history.in_a_row, 1);
+        // Just short of it does not count as stable.
+        let mut history = History { in_a_row: 3 };
+        let almost = decide(&policy, &mut history, FAIL, policy.window - SHORT, 0.0);
+        assert_eq!(almost, Decision::Failed);
+    }
+
+    /// Issue 13: with the defaults (100 ms doubling to 30 s, 10 restarts,
+    /// 60 s), and with any other settings, a process that never runs
+    /// stably fails for good after `max_restarts` restarts, whatever the
+    /// backoff; the defaults take about 81 s of backoff to get there.
+    #[test]
+    fn every_setting_ends_a_crash_loop() {
+        let settings = [
+            (100, 30_000, 10, 60),
+            (100, 30_000, 10, 1),
+            (1_000, 1_000, 1, 3_600),
+            (10, 60_000, 50, 60),
+            (5_000, 5_000, 3, 1),
+        ];
+        for (initial, max, max_restarts, window) in settings {
+            let policy = RestartPolicy {
+                mode: RestartMode::Always,
+                backoff: Backoff {
+                    initial: Duration::from_millis(initial),
+                    max: Duration::from_millis(max),
+                },
+                max_restarts,
+                window: Duration::from_secs(window),
+            };
+            let mut history = History::default();
+            let mut waited = Duration::ZERO;
+            let mut restarts = 0;
+            loop {
+                match decide(&policy, &mut history, FAIL, SHORT, 0.0) {
+                    Decision::Restart { delay } => {
+                        waited += delay;
+                        restarts += 1;
+                    }
+                    Decision::Failed => break,
+                    Decision::Completed => panic!("a failure never completes"),
+                }
+                assert!(
+                    restarts <= max_restarts,
+                    "{initial} {max} {max_restarts} {window}: no end"
+                );
+            }
+            assert_eq!(restarts, max_restarts);
+            if (initial, max, max_restarts, window) == (100, 30_000, 10, 60) {
+                assert_eq!(waited.as_millis(), 81_100, "the arithmetic in docs/configuration.md");
+            }
+        }
     }
 
     #[test]
@@ -209,8 +225,7 @@ mod tests {
             &policy(RestartMode::Always, 0),
             &mut History::default(),
             FAIL,
-            Duration::ZERO,
-            Instant::now(),
+            SHORT,
             0.0,
         );
         assert_eq!(decision, Decision::Failed);
