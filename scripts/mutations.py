@@ -50,6 +50,41 @@ MUTATIONS = [
         "tests": ["lease::thirty_two_waiters"],
     },
     {
+        "name": "leader-only: the stop signal reaches the group leader, not its group",
+        "edits": [("src/pid1/spawn.rs", "    match signal::killpg(pid, signal) {", "    match signal::kill(pid, signal) {")],
+        "tests": ["signals::a_grandchild_gets_the_stop_signal_itself"],
+    },
+    {
+        "name": "exit-at-once: PID 1 exits 0 on the first SIGTERM without stopping anyone",
+        "edits": [("src/supervise/mod.rs", 'tracing::info!(signal = %signal, "stopping");',
+                   'tracing::info!(signal = %signal, "stopping");\n                std::process::exit(0);')],
+        "tests": ["signals::sigterm_stops_three_children_and_exits_zero", "faults::a_child_that_closes_its_stdout_early"],
+    },
+    {
+        "name": "job-control-default: TSTP, TTIN and TTOU act (stop us) instead of being read",
+        "edits": [
+            ("src/pid1/signals.rs", "    Signal::SIGPIPE,\n];",
+             "    Signal::SIGPIPE,\n    Signal::SIGTSTP,\n    Signal::SIGTTIN,\n    Signal::SIGTTOU,\n];"),
+            ("src/pid1/signals.rs", "const NEVER_BLOCKED: [Signal; 8]", "const NEVER_BLOCKED: [Signal; 11]"),
+        ],
+        "tests": ["signals::job_control_signals_never_stop_the_supervisor_when_not_pid1"],
+    },
+    {
+        "name": "blocked-stop-hangs: a stop begun while starting others is not acted on",
+        "edits": [
+            ("src/supervise/mod.rs", "        self.fire_deadlines(now);\n        if self.stopping.is_none() {",
+             "        self.fire_deadlines(now);\n        let was_stopping = self.stopping.is_some();\n        if self.stopping.is_none() {"),
+            ("src/supervise/mod.rs", "        if self.stopping.is_some() {\n            self.send_stop_signals(now);\n        }",
+             "        if was_stopping {\n            self.send_stop_signals(now);\n        }"),
+        ],
+        "tests": ["exit_codes::a_blocked_critical_dependent_stops_the_others_too"],
+    },
+    {
+        "name": "loop-exits-0: a loop of clean exits ends with code 0",
+        "edits": [("src/supervise/mod.rs", "self.on_failed(at, 1);", "self.on_failed(at, 0);")],
+        "tests": ["restarts::a_loop_of_clean_exits"],
+    },
+    {
         "name": "heartbeat-without-deadline: a frozen path hangs the holder",
         "edits": [(
             "src/migrate/lease.rs",

@@ -32,14 +32,25 @@ critical = false
     for i in 0..10_000 {
         send(pid, mix[i % mix.len()]);
     }
-    // Still supervising: the steady processes are alive, nothing is a zombie for long.
+    // Still supervising: nothing is a zombie for long, and the flapping
+    // process keeps being restarted after the storm.
     run.wait_descendants(secs(10), "no zombie left", |procs| procs.iter().all(|p| p.state != 'Z'));
     let stopped_state = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     assert!(!stopped_state.contains("State:\tT"), "PID 1 was stopped");
+    let restarts = || run.stderr.text().matches("process=flapping").count();
+    let after_storm = restarts();
+    run.stderr
+        .wait_until(secs(10), "the flapping process restarting again", |text| {
+            text.matches("process=flapping").count() > after_storm + 10
+        });
     let sent = Instant::now();
     run.signal("TERM");
     assert_eq!(run.wait_exit(secs(15)), 0, "{}", run.stderr.text());
     assert!(sent.elapsed() < Duration::from_secs(5));
+    // The steady processes ran once each, from start to stop: same pids throughout.
+    let stderr = run.stderr.text();
+    assert_eq!(stderr.matches("started process=steady").count(), 2, "{stderr}");
+    crate::support::assert_each_run_ended(&stderr);
 }
 
 #[test]
@@ -71,6 +82,9 @@ fn a_child_that_closes_its_stdout_early_keeps_running() {
     run.wait_stdout("quiet.0 | bye", secs(10));
     run.wait_descendants(secs(10), "the sleep", |p| p.iter().any(|p| p.comm == "sleep"));
     run.assert_stops_cleanly(secs(10));
+    // One run from start to stop: the closed pipes were not taken for an exit.
+    let stderr = run.stderr.text();
+    assert_eq!(stderr.matches("started process=quiet").count(), 1, "{stderr}");
 }
 
 #[test]
@@ -133,18 +147,24 @@ fn a_stalled_reader_back_pressures_children_and_sigterm_still_stops_everything()
 
 #[test]
 fn stdout_going_away_never_kills_pid1() {
-    let mut run = Test::new()
-        .config("[process.talker]\ncommand = 'while :; do echo chatter; sleep 0.01; done'\n")
-        .args(["run"])
-        .pid1()
-        .start_unread_stdout();
-    run.wait_stderr("started process=talker", secs(10));
-    drop(run.take_stdout()); // the reader goes away: every write now fails with EPIPE
-    std::thread::sleep(Duration::from_millis(300)); // let EPIPEs happen: surviving them is what is tested
-    let address = run.health_address();
-    assert_eq!(crate::support::http("GET", &address, "/livez").0, 200);
-    assert_eq!(crate::support::http("GET", &address, "/health").0, 200);
-    run.assert_stops_cleanly(secs(10));
+    // As PID 1 the kernel would shield us from SIGPIPE anyway; as a subreaper it would not.
+    for as_pid1 in [true, false] {
+        let test = Test::new()
+            .config("[process.talker]\ncommand = 'while :; do echo chatter; sleep 0.01; done'\n")
+            .args(["run"]);
+        let mut run = if as_pid1 { test.pid1() } else { test }.start_unread_stdout();
+        run.wait_stderr("started process=talker", secs(10));
+        drop(run.take_stdout()); // the reader goes away: every write now fails with EPIPE
+        std::thread::sleep(Duration::from_millis(300)); // let EPIPEs happen: surviving them is what is tested
+        let address = run.health_address();
+        assert_eq!(crate::support::http("GET", &address, "/livez").0, 200, "pid1={as_pid1}");
+        assert_eq!(
+            crate::support::http("GET", &address, "/health").0,
+            200,
+            "pid1={as_pid1}"
+        );
+        run.assert_stops_cleanly(secs(10));
+    }
 }
 
 #[test]

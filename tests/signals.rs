@@ -10,19 +10,19 @@ fn sigterm_stops_three_children_and_exits_zero() {
         .config(
             r#"
 [process.backend]
-command = ["sleep", "1000"]
+command = "trap 'echo backend stops; exit 0' TERM; echo up; while :; do sleep 0.05; done"
 [process.frontend]
-command = ["sleep", "1000"]
+command = "trap 'echo frontend stops; exit 0' TERM; echo up; while :; do sleep 0.05; done"
 [process.worker]
-command = ["sleep", "1000"]
+command = "trap 'echo worker stops; exit 0' TERM; echo up; while :; do sleep 0.05; done"
 "#,
         )
         .args(["run"])
         .pid1()
         .start();
-    run.wait_descendants(secs(10), "three sleeps", |p| {
-        p.iter().filter(|p| p.comm == "sleep").count() == 3
-    });
+    for name in ["backend", "frontend", "worker"] {
+        run.wait_stdout(&format!("{name}.0 | up"), secs(10));
+    }
     let sent = Instant::now();
     run.signal("TERM");
     let code = run.wait_exit(secs(10));
@@ -32,6 +32,43 @@ command = ["sleep", "1000"]
         "stop took {:?}",
         sent.elapsed()
     );
+    // Each child stopped gracefully itself: an exit code alone cannot show
+    // it, since the kernel SIGKILLs a namespace's children when PID 1 exits.
+    let stdout = run.stdout.text();
+    for name in ["backend", "frontend", "worker"] {
+        assert!(
+            stdout.contains(&format!("{name}.0 | {name} stops")),
+            "{name} got no TERM:\n{stdout}"
+        );
+    }
+}
+
+/// The stop signal goes to the whole process group: a grandchild gets it
+/// itself, not merely the leader. (USR1 as stop signal, so that the
+/// straggler sweep's TERM, which would reach an orphan anyway, cannot pass
+/// for it; the grandchild ignores TERM for the same reason.)
+#[test]
+fn a_grandchild_gets_the_stop_signal_itself() {
+    for as_pid1 in [true, false] {
+        let test = Test::new()
+            .config(
+                r#"
+[process.app]
+command = '''sh -c 'trap "" TERM; trap "echo grandchild got USR1; exit 0" USR1; echo grandchild up; while :; do sleep 0.05; done' & wait'''
+stop_signal = "SIGUSR1"
+"#,
+            )
+            .args(["run"]);
+        let mut run = if as_pid1 { test.pid1() } else { test }.start();
+        run.wait_stdout("app.0 | grandchild up", secs(10));
+        run.signal("TERM");
+        assert_eq!(run.wait_exit(secs(10)), 0, "{}", run.stderr.text());
+        let stdout = run.stdout.text();
+        assert!(
+            stdout.contains("app.0 | grandchild got USR1"),
+            "pid1={as_pid1}: {stdout}"
+        );
+    }
 }
 
 #[test]
@@ -191,5 +228,20 @@ fn job_control_signals_never_stop_pid1() {
         run.signal(signal);
     }
     // The supervisor still reacts: a HUP would kill `sleep`… so ask for a stop instead.
+    run.assert_stops_cleanly(secs(10));
+}
+
+/// The same as a subreaper (not PID 1), where the kernel protects nothing:
+/// a supervisor stopped by TSTP would leave the TERM pending and never exit.
+#[test]
+fn job_control_signals_never_stop_the_supervisor_when_not_pid1() {
+    let mut run = Test::new()
+        .config("[process.app]\ncommand = \"echo ready; sleep 1000\"\n")
+        .args(["run"])
+        .start();
+    run.wait_stdout("app.0 | ready", secs(10));
+    for signal in ["TSTP", "TTIN", "TTOU"] {
+        run.signal(signal);
+    }
     run.assert_stops_cleanly(secs(10));
 }

@@ -334,11 +334,16 @@ impl Running {
         send(self.pid(), signal);
     }
 
-    /// `docker stop`: SIGTERM, then exit 0 within `timeout`.
+    /// `docker stop`: SIGTERM, then exit 0 within `timeout`, and every
+    /// process that was running was stopped by us (its own stop is logged):
+    /// an exit code alone cannot tell, since the kernel kills a namespace's
+    /// children anyway when its PID 1 exits.
     pub fn assert_stops_cleanly(&mut self, timeout: Duration) {
         self.signal("TERM");
         let code = self.wait_exit(timeout);
-        assert_eq!(code, 0, "stderr: {}", self.stderr.text());
+        let stderr = self.stderr.text();
+        assert_eq!(code, 0, "stderr: {stderr}");
+        assert_each_run_ended(&stderr);
     }
 
     /// Waits for a line on stdout containing `needle`.
@@ -621,4 +626,41 @@ pub fn processes_mentioning(needle: &str) -> Vec<i32> {
         }
     }
     pids
+}
+
+/// Every instance's last run, as the supervisor logged it (`started
+/// process=P instance=N pid=X`), is seen to end in the log after it:
+/// stopped by us, exited during the stop, completed, failed or restarting.
+pub fn assert_each_run_ended(stderr: &str) {
+    let field = |line: &str, name: &str| -> Option<String> {
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix(&format!("{name}=")).map(str::to_string))
+    };
+    let lines: Vec<&str> = stderr.lines().collect();
+    let mut last_start: std::collections::BTreeMap<(String, String), (usize, String)> = Default::default();
+    for (at, line) in lines.iter().enumerate() {
+        if line.contains(" started ") {
+            if let (Some(process), Some(instance), Some(pid)) =
+                (field(line, "process"), field(line, "instance"), field(line, "pid"))
+            {
+                last_start.insert((process, instance), (at, pid));
+            }
+        }
+    }
+    for ((process, instance), (at, pid)) in last_start {
+        let ended = lines[at + 1..].iter().any(|line| {
+            let same_run = field(line, "pid").as_deref() == Some(pid.as_str());
+            let same_instance = field(line, "process").as_deref() == Some(process.as_str())
+                && field(line, "instance").as_deref() == Some(instance.as_str());
+            (same_run && (line.contains(" stopped ") || line.contains("exited during stop")))
+                || (same_instance
+                    && ["completed", "failed for good", "restarting"]
+                        .iter()
+                        .any(|word| line.contains(word)))
+        });
+        assert!(
+            ended,
+            "{process}.{instance} (pid {pid}) was never seen to stop:\n{stderr}"
+        );
+    }
 }
