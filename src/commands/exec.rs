@@ -10,7 +10,8 @@ use crate::config::CommandLine;
 use crate::error::Error;
 use crate::pid1::signals::{meaning, Meaning};
 use crate::pid1::spawn::{self, Spec};
-use crate::supervise::{stop_stragglers, Outcome};
+use crate::pid1::stop_stragglers;
+use crate::supervise::Outcome;
 
 use super::Context;
 

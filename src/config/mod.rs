@@ -140,6 +140,34 @@ pub struct Process {
     pub log: LogMode,
 }
 
+impl Process {
+    /// A process with every other key at its default (SPEC §2): what a
+    /// Procfile line gives.
+    pub fn with_defaults(name: String, command: CommandLine) -> Process {
+        Process {
+            name,
+            command,
+            cwd: None,
+            env: Vec::new(),
+            instances: Instances::Count(1),
+            restart: RestartPolicy {
+                mode: RestartMode::Always,
+                backoff: validate::DEFAULT_BACKOFF,
+                max_restarts: validate::DEFAULT_MAX_RESTARTS,
+                window: validate::DEFAULT_RESTART_WINDOW,
+            },
+            is_critical: true,
+            stop_signal: nix::sys::signal::Signal::SIGTERM,
+            stop_timeout: validate::DEFAULT_STOP_TIMEOUT,
+            ready: None,
+            live: None,
+            depends_on: Vec::new(),
+            user: None,
+            log: LogMode::Prefix,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Instances {
     Count(u32),

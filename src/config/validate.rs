@@ -18,8 +18,8 @@ use super::interpolate::Template;
 use super::procfile;
 use super::raw::{self, Condition, RawCommand, RawConfig, RawDependsOn, RawInstances, RawProbe, RawProcess};
 use super::{
-    Backoff, Check, CommandLine, Config, Dependency, EnvSection, HealthSection, Instances, LogMode, MigrateSection,
-    Probe, Problem, Process, RestartMode, RestartPolicy, Source, Task, WaitTarget, DEFAULT_HEALTH_LISTEN,
+    Backoff, Check, CommandLine, Config, Dependency, EnvSection, HealthSection, Instances, MigrateSection, Probe,
+    Problem, Process, RestartMode, RestartPolicy, Source, Task, WaitTarget, DEFAULT_HEALTH_LISTEN,
 };
 
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -285,27 +285,7 @@ pub fn from_procfile(text: &str, source: Source, base_dir: PathBuf) -> Result<Co
     })?;
     let processes = entries
         .into_iter()
-        .map(|entry| Process {
-            name: entry.name,
-            command: CommandLine::Shell(entry.command),
-            cwd: None,
-            env: Vec::new(),
-            instances: Instances::Count(1),
-            restart: RestartPolicy {
-                mode: RestartMode::Always,
-                backoff: DEFAULT_BACKOFF,
-                max_restarts: DEFAULT_MAX_RESTARTS,
-                window: DEFAULT_RESTART_WINDOW,
-            },
-            is_critical: true,
-            stop_signal: Signal::SIGTERM,
-            stop_timeout: DEFAULT_STOP_TIMEOUT,
-            ready: None,
-            live: None,
-            depends_on: Vec::new(),
-            user: None,
-            log: LogMode::Prefix,
-        })
+        .map(|entry| Process::with_defaults(entry.name, CommandLine::Shell(entry.command)))
         .collect();
     Ok(Config {
         source,
@@ -759,7 +739,7 @@ depends_on = { backend = "ready" }
         assert_eq!(backend.stop_signal, Signal::SIGINT);
         assert_eq!(backend.stop_timeout, Duration::from_secs(2));
         assert!(backend.ready.is_some() && backend.live.is_some());
-        assert_eq!(backend.log, LogMode::Raw);
+        assert_eq!(backend.log, crate::config::LogMode::Raw);
         let frontend = &config.processes[1];
         assert_eq!(
             frontend.command,

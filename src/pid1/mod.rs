@@ -14,7 +14,13 @@ pub mod spawn;
 
 pub use reaper::{ExitStatus, Reaper};
 
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+use tokio::sync::mpsc;
+
+use signals::{meaning, Meaning};
 
 /// True when we are the init of a PID namespace (a container's PID 1).
 pub fn is_init() -> bool {
@@ -53,4 +59,36 @@ pub fn close_inherited_descriptors() {
         // SAFETY: F_SETFD on a descriptor number only sets a flag; an already-closed fd yields EBADF.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
+}
+
+/// TERM (then KILL after `grace`) to whatever is left of our children: as
+/// PID 1 our exit would SIGKILL them without warning (SPEC §6). Ends as soon
+/// as nothing is left, never after a fixed sleep; a stop signal cuts the grace short.
+pub async fn stop_stragglers(
+    reaper: &Reaper,
+    is_init: bool,
+    grace: Duration,
+    forced: bool,
+    signals: &mut mpsc::UnboundedReceiver<Signal>,
+) {
+    // Every process of a PID namespace descends from its PID 1, and orphans
+    // come back to a subreaper: no child at all means no straggler.
+    if !reaper.has_children() {
+        return;
+    }
+    if !forced {
+        spawn::signal_stragglers(Signal::SIGTERM, is_init);
+        let deadline = tokio::time::Instant::now() + grace;
+        let gone = reaper.all_gone();
+        tokio::pin!(gone);
+        loop {
+            tokio::select! {
+                () = &mut gone => return,
+                () = tokio::time::sleep_until(deadline) => break,
+                Some(signal) = signals.recv() => if meaning(signal) == Meaning::Stop { break },
+            }
+        }
+    }
+    spawn::signal_stragglers(Signal::SIGKILL, is_init);
+    let _ = tokio::time::timeout(Duration::from_secs(2), reaper.all_gone()).await;
 }

@@ -71,15 +71,15 @@ impl Graph {
             instances
                 .iter()
                 .filter(|i| i.process == dependent)
-                .all(|i| i.state.is_terminal())
+                .all(|i| i.state().is_terminal())
         })
     }
 }
 
 fn condition_verdict(condition: Condition, instance: &Instance) -> Verdict {
-    let never = |instance: &Instance| Verdict::Never(instance.last_exit.map_or(1, |s| s.code()).max(1));
-    match (&instance.state, condition) {
-        (_, Condition::Started) if instance.ever_started => Verdict::Met,
+    let never = |instance: &Instance| Verdict::Never(instance.core.last_exit.map_or(1, |s| s.code()).max(1));
+    match (instance.state(), condition) {
+        (_, Condition::Started) if instance.core.ever_started => Verdict::Met,
         (State::Running { ready: true, .. }, Condition::Ready) => Verdict::Met,
         // A one-shot that finished cleanly has done what its dependents waited for.
         (State::Exited(status), Condition::Completed | Condition::Ready) if status.success() => Verdict::Met,

@@ -2,8 +2,9 @@
 //!
 //! Each piece of data lives only in the state where it is valid: a pid
 //! exists only while `Running` or `Stopping`, a restart time only in
-//! `Backoff`. The supervise loop owns every `Instance`; nothing else reads
-//! or writes them.
+//! `Backoff`, probe counters only in `Running`, so nothing can outlive the
+//! run it belongs to. [`Core`] is the pure part that `step` transforms; an
+//! [`Instance`] adds what only the executor touches (probe tasks, a label).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +16,23 @@ use super::restart::History;
 use crate::logs::lines::Label;
 use crate::pid1::ExitStatus;
 
+/// Consecutive probe results of the current run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProbeCounts {
+    pub ready_passes: u32,
+    pub ready_failures: u32,
+    pub live_failures: u32,
+}
+
+/// What follows a stop that `step` started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// The run is stopping: this instance stays down.
+    Stop,
+    /// Its liveness probe failed: it goes through the restart policy once down.
+    Restart,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Not started yet: its dependencies are not satisfied.
@@ -23,23 +41,18 @@ pub enum State {
         pid: Pid,
         since: Instant,
         ready: bool,
+        counts: ProbeCounts,
     },
     /// Exited; will be started again at `until`.
-    Backoff {
-        until: Instant,
-    },
+    Backoff { until: Instant },
     /// Sent its stop signal; SIGKILL at `deadline` unless it exits first.
     Stopping {
         pid: Pid,
-        deadline: Instant,
-        killed: bool,
-    },
-    /// Its liveness probe failed: being stopped so that it can be restarted.
-    Restarting {
-        pid: Pid,
+        /// When this run started (a restart counts its length).
         since: Instant,
         deadline: Instant,
         killed: bool,
+        then: Then,
     },
     /// Finished and will not run again (exit 0 under `on-failure`/`never`).
     Exited(ExitStatus),
@@ -48,9 +61,7 @@ pub enum State {
     /// Never started because a dependency can never be satisfied.
     Blocked,
     /// Stopped by us; `clean` when it exited before its `stop_timeout`.
-    Stopped {
-        clean: bool,
-    },
+    Stopped { clean: bool },
 }
 
 impl State {
@@ -64,7 +75,7 @@ impl State {
 
     pub fn pid(&self) -> Option<Pid> {
         match self {
-            State::Running { pid, .. } | State::Stopping { pid, .. } | State::Restarting { pid, .. } => Some(*pid),
+            State::Running { pid, .. } | State::Stopping { pid, .. } => Some(*pid),
             _ => None,
         }
     }
@@ -75,12 +86,61 @@ impl State {
             State::Waiting => "waiting",
             State::Running { .. } => "running",
             State::Backoff { .. } => "backoff",
-            State::Stopping { .. } => "stopping",
-            State::Restarting { .. } => "restarting",
+            State::Stopping { then: Then::Stop, .. } => "stopping",
+            State::Stopping {
+                then: Then::Restart, ..
+            } => "restarting",
             State::Exited(_) => "exited",
             State::Failed(_) => "failed",
             State::Blocked => "blocked",
             State::Stopped { .. } => "stopped",
+        }
+    }
+
+    /// When `step` wants an `Input::Deadline`, if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        match *self {
+            State::Backoff { until } => Some(until),
+            State::Stopping {
+                deadline,
+                killed: false,
+                ..
+            } => Some(deadline),
+            _ => None,
+        }
+    }
+}
+
+/// The pure part of an instance: everything `step` reads and writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Core {
+    pub state: State,
+    pub history: History,
+    /// Restarts since the supervisor started (for /health and /metrics).
+    pub restarts: u32,
+    pub ever_started: bool,
+    pub last_exit: Option<ExitStatus>,
+}
+
+impl Default for Core {
+    fn default() -> Core {
+        Core {
+            state: State::Waiting,
+            history: History::default(),
+            restarts: 0,
+            ever_started: false,
+            last_exit: None,
+        }
+    }
+}
+
+impl Core {
+    /// Healthy for /health: running and ready, or a one-shot that completed with 0.
+    pub fn is_healthy(&self) -> bool {
+        match self.state {
+            State::Running { ready, .. } => ready,
+            State::Exited(status) => status.success(),
+            _ => false,
         }
     }
 }
@@ -91,37 +151,13 @@ pub struct Instance {
     pub process: usize,
     pub index: u32,
     pub label: Arc<Label>,
-    pub state: State,
-    pub history: History,
-    /// Restarts since the supervisor started (for /health and /metrics).
-    pub restarts: u32,
-    pub ever_started: bool,
-    pub last_exit: Option<ExitStatus>,
+    pub core: Core,
     /// Probe tasks of the current run; aborted when it ends.
     pub probes: Vec<AbortHandle>,
-    /// Consecutive probe results of the current run.
-    pub ready_passes: u32,
-    pub ready_failures: u32,
-    pub live_failures: u32,
 }
 
 impl Instance {
-    /// Stops the probes of the run that just ended and forgets their counts.
-    pub fn end_probes(&mut self) {
-        for probe in self.probes.drain(..) {
-            probe.abort();
-        }
-        self.ready_passes = 0;
-        self.ready_failures = 0;
-        self.live_failures = 0;
-    }
-
-    /// Healthy for /health: running and ready, or a one-shot that completed with 0.
-    pub fn is_healthy(&self) -> bool {
-        match self.state {
-            State::Running { ready, .. } => ready,
-            State::Exited(status) => status.success(),
-            _ => false,
-        }
+    pub fn state(&self) -> &State {
+        &self.core.state
     }
 }
