@@ -3,7 +3,7 @@
 
 Each mutation replaces exact snippets (each must occur exactly once) and
 names the integration tests that must then fail. Files are restored after
-each run, whatever happens. Usage: scripts/mutations.py [NAME-SUBSTRING]
+each run, whatever happens. Usage: scripts/mutations.py [NAME-SUBSTRING,…]
 """
 import pathlib
 import subprocess
@@ -38,7 +38,7 @@ MUTATIONS = [
     },
     {
         "name": "no-pooler-probe: a transaction-mode PgBouncer goes unnoticed",
-        "edits": [("src/migrate/db.rs", "if probe_pid == Some(*pid) || now != *pid {", "if false && probe_pid == Some(*pid) || now != *pid {")],
+        "edits": [("src/migrate/db.rs", "Ok(probe_pid == Some(*pid) || now != *pid)", "Ok(now != *pid)")],
         "tests": ["migrate::a_transaction_mode_pgbouncer"],
     },
     {
@@ -72,16 +72,16 @@ MUTATIONS = [
     {
         "name": "blocked-stop-hangs: a stop begun while starting others is not acted on",
         "edits": [
-            ("src/supervise/mod.rs", "        self.fire_deadlines(now);\n        if self.stopping.is_none() {",
-             "        self.fire_deadlines(now);\n        let was_stopping = self.stopping.is_some();\n        if self.stopping.is_none() {"),
-            ("src/supervise/mod.rs", "        if self.stopping.is_some() {\n            self.send_stop_signals(now);\n        }",
+            ("src/supervise/mod.rs", "    fn advance(&mut self, now: Instant) {\n",
+             "    fn advance(&mut self, now: Instant) {\n        let was_stopping = self.is_stopping();\n"),
+            ("src/supervise/mod.rs", "        if self.is_stopping() {\n            self.send_stop_signals(now);\n        }",
              "        if was_stopping {\n            self.send_stop_signals(now);\n        }"),
         ],
         "tests": ["exit_codes::a_blocked_critical_dependent_stops_the_others_too"],
     },
     {
         "name": "loop-exits-0: a loop of clean exits ends with code 0",
-        "edits": [("src/supervise/mod.rs", "self.on_failed(at, 1);", "self.on_failed(at, 0);")],
+        "edits": [("src/supervise/step.rs", "Action::FailedForGood { code: 1 }", "Action::FailedForGood { code: 0 }")],
         "tests": ["restarts::a_loop_of_clean_exits"],
     },
     {
@@ -97,10 +97,10 @@ MUTATIONS = [
 
 
 def main() -> int:
-    only = sys.argv[1] if len(sys.argv) > 1 else ""
+    only = sys.argv[1].split(",") if len(sys.argv) > 1 else [""]
     survived = []
     for mutation in MUTATIONS:
-        if only not in mutation["name"]:
+        if not any(part in mutation["name"] for part in only):
             continue
         originals = {}
         try:
