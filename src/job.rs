@@ -49,6 +49,7 @@ impl Job {
             env,
             user,
             output: spawn::Output::Piped,
+            pass_stdin: false,
             take_terminal: false,
             guarded: true,
         });

@@ -44,7 +44,7 @@ fn main() {
     let code = match run(cli, output.clone()) {
         Ok(outcome) => outcome.code,
         Err(err) => {
-            output.stderr.write_now(format!("error: {err}\n").into_bytes());
+            output.stderr.write_now(logs::fatal_line(&err, err.exit_code()));
             err.exit_code()
         }
     };
@@ -54,14 +54,17 @@ fn main() {
 
 fn run(cli: Cli, output: Output) -> Result<supervise::Outcome, Error> {
     let settings = Settings::from_env()?;
-    if let Err(err) = logs::tracing::init(
+    if logs::tracing::init(
         output.stderr.clone(),
         settings.log_format,
         settings.log_level.as_deref(),
-    ) {
+    )
+    .is_err()
+    {
+        use logs::tracing::BadLevel;
         return Err(Error::Config(config::ConfigError::Setting {
-            variable: "SUPERVISOR_LOG_LEVEL".to_string(),
-            message: err.to_string().trim_start_matches("SUPERVISOR_LOG_LEVEL: ").to_string(),
+            variable: BadLevel::VARIABLE.to_string(),
+            message: BadLevel::MESSAGE.to_string(),
         }));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -64,3 +64,13 @@ fn exec_as_pid1_forwards_signals_and_reaps() {
     assert!(sent.elapsed() < Duration::from_secs(3));
     assert!(run.stdout.text().contains("got-term"));
 }
+
+/// SPEC §6: `exec` passes our stdin through (`supervisor exec -- psql < dump.sql`).
+#[test]
+fn exec_passes_stdin_through() {
+    let finished = Test::new()
+        .shell("printf 'first\\nsecond\\n' | \"$BIN\" exec -- cat")
+        .run();
+    finished.assert_code(0);
+    assert_eq!(finished.stdout, "first\nsecond\n");
+}

@@ -417,5 +417,48 @@ fn a_health_port_in_use_is_a_config_error() {
         "{}",
         finished.stderr
     );
+    assert!(
+        finished
+            .stderr
+            .contains("hint: another program (a second project's supervisor?)"),
+        "{}",
+        finished.stderr
+    );
     assert!(finished.stdout.is_empty());
+}
+
+/// Issue 14: the forms people type (`9090`, `:9090`) work; a bad value is
+/// named under the variable, never printed.
+#[test]
+fn health_listen_takes_a_bare_port_and_names_a_bad_setting_without_its_value() {
+    let port = free_port();
+    for form in [port.to_string(), format!(":{port}")] {
+        let mut run = Test::new()
+            .config("[process.web]\ncommand = \"sleep 1000\"\n")
+            .env("SUPERVISOR_HEALTH_LISTEN", &form)
+            .args(["run"])
+            .start();
+        run.wait_stderr(&format!("health server listening address=0.0.0.0:{port}"), secs(10));
+        run.assert_stops_cleanly(secs(10));
+    }
+    let finished = Test::new()
+        .config("[process.web]\ncommand = \"true\"\n")
+        .env("SUPERVISOR_HEALTH_LISTEN", "CANARY-not-an-address")
+        .args(["run"])
+        .run();
+    finished.assert_code(78);
+    assert!(
+        finished
+            .stderr
+            .contains("SUPERVISOR_HEALTH_LISTEN: is not a port or an address"),
+        "{}",
+        finished.stderr
+    );
+    assert!(!finished.stderr.contains("CANARY"), "{}", finished.stderr);
+    let file = Test::new()
+        .config("[health]\nlisten = \"nine\"\n[process.web]\ncommand = \"true\"\n")
+        .args(["run"])
+        .run();
+    file.assert_code(78);
+    assert!(file.stderr.contains("health.listen"), "{}", file.stderr);
 }

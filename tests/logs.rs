@@ -119,3 +119,51 @@ fn raw_mode_writes_straight_through() {
     assert!(stdout.lines().any(|l| l == "untouched"), "{stdout}");
     run.assert_stops_cleanly(secs(10));
 }
+
+/// SPEC §6, issue 14: in JSON mode every line we write is JSON, fatal errors
+/// included; a child's own JSON line (pino) is embedded as an object, not an
+/// escaped string; a CRLF line loses its `\r` (in both formats).
+#[test]
+fn json_mode_embeds_json_lines_drops_cr_and_reports_fatal_errors_as_json() {
+    let config = "[process.api]\ncommand = 'printf \"%s\\\\n\" \"{\\\"level\\\":30,\\\"msg\\\":\\\"listening\\\"}\"; printf \"crlf line\\\\r\\\\n\"; echo \"{not json\"'\nrestart = \"never\"\n";
+    let finished = Test::new()
+        .config(config)
+        .env("SUPERVISOR_LOG_FORMAT", "json")
+        .args(["run"])
+        .run();
+    finished.assert_code(0);
+    let records: Vec<serde_json::Value> = finished
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}")))
+        .collect();
+    assert_eq!(records.len(), 3, "{}", finished.stdout);
+    assert_eq!(records[0]["message"]["level"], 30, "{}", finished.stdout);
+    assert_eq!(records[0]["message"]["msg"], "listening");
+    assert_eq!(records[1]["message"], "crlf line");
+    assert_eq!(records[2]["message"], "{not json");
+    let text = Test::new().config(config).args(["run"]).run();
+    assert!(text.stdout.contains("api.0 | crlf line\n"), "{:?}", text.stdout);
+
+    // A fatal error: one JSON object, with the message and the exit code.
+    let fatal = Test::new()
+        .config("[process.api]\ncommand = \"true\"\nstop_timout = \"5s\"\n")
+        .env("SUPERVISOR_LOG_FORMAT", "json")
+        .args(["run"])
+        .run();
+    fatal.assert_code(78);
+    let last = fatal.stderr.lines().last().expect("an error line");
+    let record: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON: {last:?}: {e}"));
+    assert_eq!(record["level"], "ERROR");
+    assert_eq!(record["exit_code"], 78);
+    assert!(
+        record["message"].as_str().is_some_and(|m| m.contains("stop_timout")),
+        "{record}"
+    );
+    for line in fatal.stderr.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line:?}"
+        );
+    }
+}

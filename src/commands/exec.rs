@@ -36,6 +36,7 @@ pub async fn exec(mut ctx: Context, context: Option<String>, argv: Vec<OsString>
         env: &env,
         user: None,
         output: spawn::Output::Inherit,
+        pass_stdin: true,
         take_terminal,
         guarded: false,
     });

@@ -29,15 +29,17 @@ pub async fn healthcheck(ctx: Context, url: Option<String>, timeout: Duration) -
 
 /// `SUPERVISOR_HEALTH_LISTEN` > `[health].listen` > the default.
 fn listen_address(ctx: &Context) -> Result<Option<String>, String> {
-    if let Some(listen) = &ctx.settings.health_listen {
-        return Ok((listen != "off").then(|| listen.clone()));
-    }
-    match crate::config::locate(ctx.config_path().as_deref()) {
-        Ok(source) => crate::config::load(source)
-            .map(|config| config.health.listen)
-            .map_err(|err| err.to_string()),
-        Err(_) => Ok(Some(crate::config::DEFAULT_HEALTH_LISTEN.to_string())),
-    }
+    let section = match crate::config::locate(ctx.config_path().as_deref()) {
+        _ if ctx.settings.health_listen.is_some() => crate::config::HealthSection { listen: None },
+        Ok(source) => crate::config::load(source).map_err(|err| err.to_string())?.health,
+        Err(_) => crate::config::HealthSection {
+            listen: Some(crate::config::DEFAULT_HEALTH_LISTEN.to_string()),
+        },
+    };
+    Ok(crate::config::health_listen(
+        ctx.settings.health_listen.as_ref(),
+        &section,
+    ))
 }
 
 fn fail(ctx: &Context, message: &str) -> Outcome {

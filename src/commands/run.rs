@@ -35,12 +35,7 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
 
     // 3. The health server, so orchestrators see `starting` from now on.
     let board = Board::new();
-    let listen = ctx
-        .settings
-        .health_listen
-        .clone()
-        .or_else(|| config.health.listen.clone())
-        .filter(|l| l != "off");
+    let listen = config::health_listen(ctx.settings.health_listen.as_ref(), &config.health);
     if let Some(listen) = &listen {
         let address = health::serve(listen, board.clone()).await?;
         tracing::info!(address = %address, "health server listening");

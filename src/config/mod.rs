@@ -140,6 +140,36 @@ pub struct Process {
     pub log: LogMode,
 }
 
+/// `[health].listen` and `SUPERVISOR_HEALTH_LISTEN`, in the forms people
+/// type: `"off"`, a port (`"9090"`, `":9090"`: every interface) or an
+/// address (`"127.0.0.1:9090"`). `None` means off. The message never
+/// quotes the text (it may come from the environment).
+pub fn parse_listen(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let port = text.strip_prefix(':').unwrap_or(text);
+    let parsed = if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        port.parse::<u16>().ok().map(|port| format!("0.0.0.0:{port}"))
+    } else {
+        text.parse::<std::net::SocketAddr>().ok().map(|_| text.to_string())
+    };
+    parsed.map(Some).ok_or_else(|| {
+        "is not a port or an address (expected e.g. \"9090\", \"127.0.0.1:9090\", \"0.0.0.0:9090\" or \"off\")"
+            .to_string()
+    })
+}
+
+/// Where the health server listens, the one place of this rule:
+/// `SUPERVISOR_HEALTH_LISTEN` > `[health].listen` > the default. `None` is off.
+pub fn health_listen(setting: Option<&Option<String>>, section: &HealthSection) -> Option<String> {
+    match setting {
+        Some(value) => value.clone(),
+        None => section.listen.clone(),
+    }
+}
+
 impl Process {
     /// A process with every other key at its default (SPEC §2): what a
     /// Procfile line gives.

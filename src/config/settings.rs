@@ -35,7 +35,8 @@ pub struct Settings {
     pub config: Option<PathBuf>,
     pub context: Option<String>,
     pub log_format: LogFormat,
-    pub health_listen: Option<String>,
+    /// `Some(None)`: set to "off".
+    pub health_listen: Option<Option<String>>,
     /// A tracing filter such as `info` or `supervisor=debug`.
     pub log_level: Option<String>,
 }
@@ -78,11 +79,18 @@ impl Settings {
             }
         };
         let non_empty = |value: Option<String>| value.filter(|value| !value.is_empty());
+        let health_listen = match non_empty(raw.health_listen) {
+            Some(text) => Some(super::parse_listen(&text).map_err(|message| ConfigError::Setting {
+                variable: "SUPERVISOR_HEALTH_LISTEN".to_string(),
+                message,
+            })?),
+            None => None,
+        };
         Ok(Settings {
             config: non_empty(raw.config).map(PathBuf::from),
             context: non_empty(raw.context),
             log_format,
-            health_listen: non_empty(raw.health_listen),
+            health_listen,
             log_level: non_empty(raw.log_level),
         })
     }

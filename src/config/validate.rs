@@ -350,19 +350,16 @@ fn check_health(checker: &mut Checker, health: Option<&raw::RawHealth>) -> Healt
             listen: Some(DEFAULT_HEALTH_LISTEN.to_string()),
         };
     };
-    let text = listen.get_ref();
-    if text == "off" {
-        return HealthSection { listen: None };
-    }
-    if text.parse::<std::net::SocketAddr>().is_err() {
-        checker.report(
-            Some(listen.span()),
-            "health.listen",
-            format!("invalid address {text:?} (expected \"0.0.0.0:9090\", \"127.0.0.1:9090\" or \"off\")"),
-        );
-    }
-    HealthSection {
-        listen: Some(text.clone()),
+    match super::parse_listen(listen.get_ref()) {
+        Ok(listen) => HealthSection { listen },
+        Err(message) => {
+            checker.report(
+                Some(listen.span()),
+                "health.listen",
+                format!("{:?} {message}", listen.get_ref()),
+            );
+            HealthSection { listen: None }
+        }
     }
 }
 

@@ -30,7 +30,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
-#[error("health.listen: cannot listen on {address}: {source}")]
+#[error("health.listen: cannot listen on {address}: {source}{}", hint(source))]
 pub struct ListenError {
     pub address: String,
     #[source]
@@ -92,4 +92,14 @@ pub fn local_url(listen: &str) -> String {
         _ => listen.to_string(),
     };
     format!("http://{address}/health")
+}
+
+/// In development a second project's supervisor often holds the default port.
+fn hint(source: &std::io::Error) -> &'static str {
+    if source.kind() == std::io::ErrorKind::AddrInUse {
+        "\nhint: another program (a second project's supervisor?) listens there: set [health] listen = \"127.0.0.1:9091\" \
+         (or SUPERVISOR_HEALTH_LISTEN=9091), or \"off\""
+    } else {
+        ""
+    }
 }

@@ -92,10 +92,32 @@ struct JsonLine<'a> {
     process: &'a str,
     instance: u32,
     stream: &'static str,
-    message: std::borrow::Cow<'a, str>,
+    message: Message<'a>,
+}
+
+/// A child's line: text, or, when the line is itself a JSON object (pino,
+/// the Fastify logger, structlog), that object, embedded rather than escaped.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Message<'a> {
+    Text(std::borrow::Cow<'a, str>),
+    Object(serde_json::Map<String, serde_json::Value>),
+}
+
+impl<'a> Message<'a> {
+    fn of(line: &'a [u8]) -> Message<'a> {
+        if line.first() == Some(&b'{') {
+            if let Ok(object) = serde_json::from_slice(line) {
+                return Message::Object(object);
+            }
+        }
+        Message::Text(String::from_utf8_lossy(line))
+    }
 }
 
 fn render(line: &[u8], label: &Label, stream: Stream, format: Format, out: &mut Vec<u8>) {
+    // A CRLF line (a Windows-built tool, a TTY-minded logger) keeps no `\r`.
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     match format {
         Format::Prefix { .. } => {
             out.extend_from_slice(&label.prefix);
@@ -108,7 +130,7 @@ fn render(line: &[u8], label: &Label, stream: Stream, format: Format, out: &mut 
                 process: &label.process,
                 instance: label.instance,
                 stream: stream.as_str(),
-                message: String::from_utf8_lossy(line),
+                message: Message::of(line),
             };
             if serde_json::to_writer(&mut *out, &record).is_ok() {
                 out.push(b'\n');

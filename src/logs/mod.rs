@@ -174,3 +174,23 @@ impl Output {
         );
     }
 }
+
+/// The one line a fatal error gets on stderr: `error: …` as text, or, with
+/// `SUPERVISOR_LOG_FORMAT=json`, one JSON object like our other events (read
+/// from the environment directly: the error may be that the settings could
+/// not be read at all).
+pub fn fatal_line(error: &dyn std::fmt::Display, exit_code: i32) -> Vec<u8> {
+    let json = std::env::var("SUPERVISOR_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    if !json {
+        return format!("error: {error}\n").into_bytes();
+    }
+    let record = serde_json::json!({
+        "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+        "level": "ERROR",
+        "message": error.to_string(),
+        "exit_code": exit_code,
+    });
+    let mut line = record.to_string().into_bytes();
+    line.push(b'\n');
+    line
+}

@@ -33,8 +33,14 @@ impl<'a> MakeWriter<'a> for EventWriter {
 
 /// An invalid `SUPERVISOR_LOG_LEVEL`.
 #[derive(Debug, thiserror::Error)]
-#[error("SUPERVISOR_LOG_LEVEL: not a log level or filter (expected e.g. \"info\", \"debug\", \"supervisor=trace\")")]
+#[error("{}: {}", BadLevel::VARIABLE, BadLevel::MESSAGE)]
 pub struct BadLevel;
+
+impl BadLevel {
+    pub const VARIABLE: &'static str = "SUPERVISOR_LOG_LEVEL";
+    pub const MESSAGE: &'static str =
+        "not a log level or filter (expected e.g. \"info\", \"debug\", \"supervisor=trace\")";
+}
 
 /// Every directive is a level, or `target=level`. A bare word such as
 /// `verbose` would parse as "everything from target `verbose`" and silence

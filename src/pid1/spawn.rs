@@ -68,6 +68,9 @@ pub struct Spec<'a> {
     pub env: &'a [(OsString, OsString)],
     pub user: Option<&'a Identity>,
     pub output: Output,
+    /// Our stdin is the child's (`exec`: `supervisor exec -- psql < dump.sql`);
+    /// otherwise /dev/null.
+    pub pass_stdin: bool,
     /// Make the child's group the terminal's foreground group (interactive `exec`).
     pub take_terminal: bool,
     /// Never let the command outlive us: a guard process leads its group and
@@ -92,7 +95,7 @@ pub fn command(spec: &Spec) -> Command {
     if let Some(cwd) = spec.cwd {
         command.current_dir(cwd);
     }
-    command.stdin(if spec.take_terminal {
+    command.stdin(if spec.pass_stdin || spec.take_terminal {
         Stdio::inherit()
     } else {
         Stdio::null()

@@ -359,6 +359,7 @@ impl Supervisor {
             env: &env,
             user: process.user.as_ref(),
             output,
+            pass_stdin: false,
             take_terminal: false,
             guarded: false,
         });

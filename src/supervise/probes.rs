@@ -79,6 +79,7 @@ async fn check(probe: &Probe, context: &Context) -> bool {
                 env: &context.env,
                 user: None,
                 output: spawn::Output::Null,
+                pass_stdin: false,
                 take_terminal: false,
                 guarded: false,
             });
