@@ -17,6 +17,42 @@ fn a_procfile_is_used_when_there_is_no_supervisor_toml() {
     run.assert_stops_cleanly(secs(10));
 }
 
+/// SPEC §1 step 1, issue 14: in Procfile mode `.env` is read (a variable of
+/// the real environment wins), and `release:` is a one-shot step run once,
+/// before the others, never restarted.
+#[test]
+fn a_procfile_reads_dot_env_and_runs_release_once_first() {
+    let mut run = Test::new()
+        .file(
+            "Procfile",
+            "release: echo \"migrating with $DATABASE_URL\"\nweb: echo \"web on $PORT for $APP_ENV\"; sleep 1000\n",
+        )
+        .file(
+            ".env",
+            "PORT=5000\nDATABASE_URL=postgres://db/app\nAPP_ENV=from-dotenv\n",
+        )
+        .env("APP_ENV", "from-environment")
+        .args(["run"])
+        .pid1()
+        .start();
+    run.wait_stdout("web.0 | web on 5000 for from-environment", secs(10));
+    run.assert_stops_cleanly(secs(10));
+    let stdout = run.stdout.text();
+    assert_eq!(
+        stdout
+            .matches("task.release | migrating with postgres://db/app")
+            .count(),
+        1,
+        "{stdout}"
+    );
+    crate::support::assert_before(&stdout, "task.release | migrating", "web.0 | web on");
+    let stderr = run.stderr.text();
+    assert!(
+        !stderr.contains("process=release"),
+        "release is not a process: {stderr}"
+    );
+}
+
 #[test]
 fn supervisor_toml_wins_over_a_procfile_and_config_flag_wins_over_both() {
     let finished = Test::new()
@@ -29,6 +65,7 @@ fn supervisor_toml_wins_over_a_procfile_and_config_flag_wins_over_both() {
         .args(["run"])
         .run();
     assert!(finished.stdout.contains("from-toml"), "{}", finished.stdout);
+    assert!(!finished.stdout.contains("from-procfile"), "{}", finished.stdout);
     let finished = Test::new()
         .config("[process.web]\ncommand = \"echo from-toml\"\nrestart = \"never\"\n")
         .file(
@@ -38,6 +75,7 @@ fn supervisor_toml_wins_over_a_procfile_and_config_flag_wins_over_both() {
         .args(["run", "--config", "other.toml"])
         .run();
     assert!(finished.stdout.contains("from-flag"), "{}", finished.stdout);
+    assert!(!finished.stdout.contains("from-toml"), "{}", finished.stdout);
     let finished = Test::new()
         .file(
             "other.toml",

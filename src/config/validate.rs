@@ -283,24 +283,41 @@ pub fn from_procfile(text: &str, source: Source, base_dir: PathBuf) -> Result<Co
             })
             .collect::<Vec<_>>()
     })?;
-    let processes = entries
+    // `release:` is Heroku's release phase: a one-shot step before the
+    // others (a migration, say), not a server to keep restarting.
+    let (release, servers): (Vec<_>, Vec<_>) = entries.into_iter().partition(|entry| entry.name == "release");
+    let tasks = release
+        .into_iter()
+        .map(|entry| Task {
+            name: entry.name,
+            command: CommandLine::Shell(entry.command),
+            cwd: None,
+            env: Vec::new(),
+            contexts: None,
+            under_lock: false,
+            user: None,
+        })
+        .collect();
+    let processes = servers
         .into_iter()
         .map(|entry| Process::with_defaults(entry.name, CommandLine::Shell(entry.command)))
         .collect();
     Ok(Config {
         source,
+        // As foreman, honcho and overmind do: `.env` beside the Procfile (a
+        // variable already in the real environment wins; a missing file is fine).
+        env: EnvSection {
+            files: vec![base_dir.join(".env")],
+            ..EnvSection::default()
+        },
         base_dir,
         wait_for: Vec::new(),
         wait_timeout: Duration::from_secs(60),
-        env: EnvSection {
-            files: Vec::new(),
-            ..EnvSection::default()
-        },
         health: HealthSection {
             listen: Some(DEFAULT_HEALTH_LISTEN.to_string()),
         },
         migrate: None,
-        tasks: Vec::new(),
+        tasks,
         processes,
     })
 }
