@@ -21,6 +21,15 @@ pub async fn tcp(address: &str, timeout: Duration) -> Result<(), String> {
 
 /// GETs `url` (http:// only) and returns the status code.
 pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
+    get(url, timeout, 0).await.map(|(status, _)| status)
+}
+
+/// GETs `url` and returns the status and the first `limit` bytes of the body.
+pub async fn http_get(url: &str, timeout: Duration, limit: usize) -> Result<(u16, Vec<u8>), String> {
+    get(url, timeout, limit).await
+}
+
+async fn get(url: &str, timeout: Duration, limit: usize) -> Result<(u16, Vec<u8>), String> {
     let uri: hyper::Uri = url.parse().map_err(|_| "not a valid URL".to_string())?;
     if uri.scheme_str() != Some("http") {
         return Err("only http:// URLs are supported".to_string());
@@ -49,8 +58,21 @@ pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
             .header(hyper::header::USER_AGENT, "supervisor")
             .body(Empty::<Bytes>::new())
             .map_err(|err| err.to_string())?;
-        let response = sender.send_request(request).await.map_err(|err| err.to_string())?;
-        Ok(response.status().as_u16())
+        let mut response = sender.send_request(request).await.map_err(|err| err.to_string())?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        while body.len() < limit {
+            use http_body_util::BodyExt;
+            match response.body_mut().frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        body.extend_from_slice(&data[..data.len().min(limit - body.len())]);
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok((status, body))
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,

@@ -20,9 +20,19 @@ pub async fn healthcheck(ctx: Context, url: Option<String>, timeout: Duration) -
             Err(message) => return fail(&ctx, &message),
         },
     };
-    match reach::http_status(&url, timeout).await {
-        Ok(200) => Outcome { code: 0 },
-        Ok(code) => fail(&ctx, &format!("{url} answered {code}")),
+    match reach::http_get(&url, timeout, 64 * 1024).await {
+        Ok((200, _)) => Outcome { code: 0 },
+        // Why, in one line, from /health's own verdict: `starting: migrating`.
+        Ok((code, body)) => match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(health) if health["status"].is_string() => {
+                let status = health["status"].as_str().unwrap_or_default();
+                match health["reason"].as_str() {
+                    Some(reason) => fail(&ctx, &format!("{status}: {reason}")),
+                    None => fail(&ctx, status),
+                }
+            }
+            _ => fail(&ctx, &format!("{url} answered {code}")),
+        },
         Err(err) => fail(&ctx, &format!("{url}: {err}")),
     }
 }

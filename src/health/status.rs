@@ -96,15 +96,18 @@ impl Snapshot {
             Phase::Running => match self.processes.iter().find(|p| !p.healthy) {
                 None => (Status::Ok, None),
                 Some(p) => {
-                    let what = if p.state == "running" {
-                        "not ready".to_string()
-                    } else {
-                        p.state.to_string()
+                    let what = match p.state {
+                        "running" => "not ready",
+                        "backoff" => "waiting to be restarted",
+                        "waiting" => "waiting for its dependencies",
+                        "blocked" => "blocked: a dependency failed",
+                        "failed" => "failed for good",
+                        other => other,
                     };
                     (Status::Degraded, Some(format!("{}.{} is {what}", p.name, p.instance)))
                 }
             },
-            phase => (Status::Starting, Some(format!("phase {}", phase.as_str()))),
+            phase => (Status::Starting, Some(phase.as_str().replace('_', " "))),
         }
     }
 }
@@ -322,7 +325,7 @@ mod tests {
         board.set_processes(vec![process("failed", false, false)]);
         assert_eq!(
             board.snapshot().status(),
-            (Status::Degraded, Some("web.0 is failed".into()))
+            (Status::Degraded, Some("web.0 is failed for good".into()))
         );
         board.set_phase(Phase::Stopping);
         assert_eq!(board.snapshot().status().0, Status::Stopping);

@@ -43,15 +43,25 @@ pub fn start(
     events: mpsc::UnboundedSender<Event>,
 ) -> AbortHandle {
     tokio::spawn(async move {
-        // The first readiness check comes quickly: most servers bind within milliseconds.
+        // Until it first passes, a readiness check comes quickly and then
+        // ever less often (50, 100, 200 ms … up to `interval`): most servers
+        // bind within milliseconds, and each layer of `depends_on` would
+        // otherwise wait a whole interval.
+        let mut quick = std::time::Duration::from_millis(50);
         let mut wait = match kind {
-            Kind::Ready => probe.interval.min(std::time::Duration::from_millis(50)),
+            Kind::Ready => quick.min(probe.interval),
             Kind::Live => probe.interval,
         };
         loop {
             tokio::time::sleep(wait).await;
-            wait = probe.interval;
             let passed = check(&probe, &context).await;
+            wait = if kind == Kind::Ready && !passed {
+                quick = quick.saturating_mul(2);
+                quick.min(probe.interval)
+            } else {
+                quick = probe.interval;
+                probe.interval
+            };
             if events
                 .send(Event::Probe {
                     instance,
