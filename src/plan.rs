@@ -70,7 +70,7 @@ fn wait_targets(config: &Config, env: &[(OsString, OsString)], problems: &mut Ve
         };
         match target.template.expand(env) {
             Ok(address) if validate::is_wait_target(&address) => targets.push(WaitTarget {
-                shown: target.text.clone(),
+                shown: crate::reach::without_credentials(&target.text),
                 address,
             }),
             Ok(_) => problems.push(problem(validate::wait_target_error(&target.text))),

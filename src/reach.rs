@@ -80,13 +80,97 @@ async fn get(url: &str, timeout: Duration, limit: usize) -> Result<(u16, Vec<u8>
     }
 }
 
-/// A `wait_for` or probe target is reachable: TCP connects, HTTP answers 2xx/3xx.
+/// The `host:port` a `tcp://` target or a service URL names
+/// (`redis://:pw@cache:6379/0`, `postgres://app@db/app`, `amqp://…`), with
+/// the scheme's usual port when none is given, so the `${REDIS_URL}` the app
+/// uses can be waited on as it is. `tcp://` needs its port.
+pub fn service_address(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let usual_port = match scheme {
+        "tcp" => None,
+        "redis" | "rediss" | "valkey" => Some(6379),
+        "postgres" | "postgresql" => Some(5432),
+        "mysql" | "mariadb" => Some(3306),
+        "amqp" => Some(5672),
+        "amqps" => Some(5671),
+        "mongodb" => Some(27017),
+        "nats" => Some(4222),
+        "memcached" => Some(11211),
+        "kafka" => Some(9092),
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (format!("[{host}]"), after.strip_prefix(':'))
+        }
+        None => match host_port.rsplit_once(':') {
+            Some((host, port)) => (host.to_string(), Some(port)),
+            None => (host_port.to_string(), None),
+        },
+    };
+    if host.is_empty() || host.contains(',') {
+        return None;
+    }
+    let port = match port {
+        Some(port) => port.parse::<u16>().ok()?,
+        None => usual_port?,
+    };
+    Some(format!("{host}:{port}"))
+}
+
+/// A URL as it may be shown: `redis://***@cache:6379` for `redis://:pw@cache:6379`.
+pub fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// A `wait_for` or probe target is reachable: TCP connects (`tcp://`, a
+/// service URL), HTTP answers 2xx/3xx.
 pub async fn target(target: &str, timeout: Duration) -> Result<(), String> {
-    if let Some(address) = target.strip_prefix("tcp://") {
-        return tcp(address, timeout).await;
+    if !target.starts_with("http://") {
+        let address = service_address(target).ok_or_else(|| "not a reachable target".to_string())?;
+        return tcp(&address, timeout).await;
     }
     match http_status(target, timeout).await? {
         200..=399 => Ok(()),
         code => Err(format!("answered {code}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_urls_name_their_host_and_port() {
+        let cases = [
+            ("tcp://redis:6379", Some("redis:6379")),
+            ("tcp://redis", None),
+            ("redis://:s3cret@cache.internal:6380/0", Some("cache.internal:6380")),
+            ("rediss://default:pw@cache", Some("cache:6379")),
+            ("postgres://app:pw@db/app?sslmode=require", Some("db:5432")),
+            ("mysql://root@[::1]:3307/shop", Some("[::1]:3307")),
+            ("amqp://guest:guest@rabbit", Some("rabbit:5672")),
+            ("mongodb://a,b,c/db", None),
+            ("ftp://x:21", None),
+            ("redis://:pw@", None),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(service_address(url).as_deref(), expected, "{url}");
+        }
+        assert_eq!(
+            without_credentials("redis://:s3cret@cache:6379/0"),
+            "redis://***@cache:6379/0"
+        );
+        assert_eq!(without_credentials("tcp://redis:6379"), "tcp://redis:6379");
     }
 }

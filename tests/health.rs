@@ -258,6 +258,36 @@ fn wait_timeout_is_spent_in_full() {
     );
 }
 
+/// Issue 14: the service URL the app already has (`${REDIS_URL}`) can be
+/// waited on as it is: its host and port, never its credentials in a message.
+#[test]
+fn wait_for_takes_service_urls_and_never_prints_their_credentials() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let finished = Test::new()
+        .config("wait_for = [\"${REDIS_URL}\"]\n[process.web]\ncommand = \"echo started\"\nrestart = \"never\"\n")
+        .env("REDIS_URL", &format!("redis://:CANARY-pw@127.0.0.1:{port}/0"))
+        .args(["run"])
+        .run();
+    finished.assert_code(0);
+    assert!(finished.stdout.contains("web.0 | started"), "{}", finished.stdout);
+    assert!(!finished.stderr.contains("CANARY"), "{}", finished.stderr);
+    let written = Test::new()
+        .config(&format!(
+            "wait_for = [\"postgres://app:CANARY-pw@127.0.0.1:{}/app\"]\nwait_timeout = \"1s\"\n[process.web]\ncommand = \"true\"\n",
+            free_port()
+        ))
+        .args(["run"])
+        .run();
+    written.assert_code(69);
+    assert!(
+        written.stderr.contains("postgres://***@127.0.0.1:"),
+        "{}",
+        written.stderr
+    );
+    assert!(!written.stderr.contains("CANARY"), "{}", written.stderr);
+}
+
 #[test]
 fn wait_for_targets_take_hosts_from_the_environment_without_printing_them() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -383,7 +413,10 @@ fn healthcheck_exits_0_on_200_and_1_otherwise() {
     let degraded = Test::new().args(["healthcheck", "--url", &url]).run();
     degraded.assert_code(1);
     // Why, in one line, as /health says it (SPEC §5).
-    assert_eq!(degraded.stderr.trim(), "healthcheck: degraded: job.0 is failed for good");
+    assert_eq!(
+        degraded.stderr.trim(),
+        "healthcheck: degraded: job.0 is failed for good"
+    );
     let livez = Test::new()
         .args(["healthcheck", "--url", &format!("http://{address}/livez")])
         .run();
@@ -395,7 +428,10 @@ fn healthcheck_exits_0_on_200_and_1_otherwise() {
         .run();
     by_setting.assert_code(1);
     // It reached the server (a refused connection would also exit 1).
-    assert_eq!(by_setting.stderr.trim(), "healthcheck: degraded: job.0 is failed for good");
+    assert_eq!(
+        by_setting.stderr.trim(),
+        "healthcheck: degraded: job.0 is failed for good"
+    );
     run.assert_stops_cleanly(secs(10));
     let unreachable = Test::new()
         .args(["healthcheck", "--url", &url, "--timeout", "1s"])

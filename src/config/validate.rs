@@ -348,17 +348,18 @@ fn check_wait_for(checker: &mut Checker, targets: &[Spanned<String>]) -> Vec<Wai
 /// `tcp://host:port` or `http://…`: what `reach::target` understands.
 pub(crate) fn is_wait_target(text: &str) -> bool {
     match text.split_once("://") {
-        Some(("tcp", rest)) => rest
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
         Some(("http", rest)) => !rest.is_empty(),
-        _ => false,
+        _ => crate::reach::service_address(text).is_some(),
     }
 }
 
-/// Quotes the target as written in the file (never an expanded value).
+/// Quotes the target as written in the file (never an expanded value, nor
+/// the credentials of a URL written out in full).
 pub(crate) fn wait_target_error(written: &str) -> String {
-    format!("invalid target {written:?} (expected \"tcp://host:port\" or \"http://host:port/path\")")
+    format!(
+        "invalid target {:?} (expected \"tcp://host:port\", \"http://host:port/path\" or a service URL such as \"redis://host:6379\", \"postgres://…\", \"amqp://…\")",
+        crate::reach::without_credentials(written)
+    )
 }
 
 fn check_health(checker: &mut Checker, health: Option<&raw::RawHealth>) -> HealthSection {
