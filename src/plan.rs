@@ -7,27 +7,36 @@
 use std::ffi::OsString;
 use std::sync::Arc;
 
-use crate::config::{validate, Check, Config, ConfigError, Instances, Problem, Process, Template};
+use crate::config::{validate, Check, Config, ConfigError, Instances, Probe, Problem, Process, Template};
 use crate::env;
 use crate::pid1::spawn::{self, Identity};
 
 /// One `[process.NAME]`, ready to spawn `instances` copies of.
 #[derive(Debug)]
 pub struct PlannedProcess {
+    /// As configured; its probes' targets are still templates (the
+    /// thresholds are what the state machine reads).
     pub config: Process,
     pub name: Arc<str>,
     pub instances: u32,
-    /// The environment every instance gets, before `SUPERVISOR_INSTANCE`.
-    pub env: Vec<(OsString, OsString)>,
+    /// What differs per instance, index by index.
+    pub each: Vec<PlannedInstance>,
     pub user: Option<Identity>,
+}
+
+/// One instance: its whole environment (`SUPERVISOR_INSTANCE`, its own
+/// `PORT` when `port` is set) and its probes with `${…}` expanded from it.
+#[derive(Debug)]
+pub struct PlannedInstance {
+    pub env: Vec<(OsString, OsString)>,
+    pub ready: Option<Probe>,
+    pub live: Option<Probe>,
 }
 
 impl PlannedProcess {
     /// The whole environment of instance `index`.
-    pub fn env_for(&self, index: u32) -> Vec<(OsString, OsString)> {
-        let mut env = self.env.clone();
-        env.push(("SUPERVISOR_INSTANCE".into(), index.to_string().into()));
-        env
+    pub fn env_for(&self, index: u32) -> &[(OsString, OsString)] {
+        &self.each[index as usize].env
     }
 }
 
@@ -138,32 +147,83 @@ pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Plan, Conf
             },
             None => None,
         };
-        let mut child_env: Vec<(OsString, OsString)> = env.to_vec();
-        if let Some(identity) = &user {
-            env::set(&mut child_env, "HOME", identity.home.clone());
-            env::set(&mut child_env, "USER", &identity.name);
-            env::set(&mut child_env, "LOGNAME", &identity.name);
-        }
-        for (name, template) in &process.env {
-            match template.expand(env) {
-                Ok(value) => env::set(&mut child_env, name, value),
-                Err(err) => report(None, format!("process.{}.env.{name}", process.name), err.to_string()),
-            }
-        }
-        env::set(&mut child_env, "SUPERVISOR_PROCESS", &process.name);
-        let mut config = process.clone();
-        for (kind, probe) in [("ready", &mut config.ready), ("live", &mut config.live)] {
-            if let Some(probe) = probe {
-                if let Err(message) = expand_probe(&mut probe.check, &child_env) {
-                    report(None, format!("process.{}.{kind}", process.name), message);
+        let port = match &process.port {
+            None => None,
+            Some(Instances::Count(port)) => Some(*port),
+            Some(Instances::Template { template, line }) => {
+                match template.expand(env).map(|text| text.trim().parse::<u32>()) {
+                    Ok(Ok(port)) if (1..=65535).contains(&port) => Some(port),
+                    Ok(_) => {
+                        report(
+                            Some(*line),
+                            format!("process.{}.port", process.name),
+                            "must expand to a port between 1 and 65535".to_string(),
+                        );
+                        None
+                    }
+                    Err(err) => {
+                        report(Some(*line), format!("process.{}.port", process.name), err.to_string());
+                        None
+                    }
                 }
             }
+        };
+        if port.is_some_and(|port| port + instances.max(1) - 1 > 65535) {
+            report(
+                None,
+                format!("process.{}.port", process.name),
+                format!("with {instances} instances the last port would pass 65535"),
+            );
+        }
+        let mut base: Vec<(OsString, OsString)> = env.to_vec();
+        if let Some(identity) = &user {
+            env::set(&mut base, "HOME", identity.home.clone());
+            env::set(&mut base, "USER", &identity.name);
+            env::set(&mut base, "LOGNAME", &identity.name);
+        }
+        env::set(&mut base, "SUPERVISOR_PROCESS", &process.name);
+        let mut each = Vec::new();
+        for index in 0..instances {
+            // What the process's own `env` values and probes may refer to:
+            // the environment, `${SUPERVISOR_INSTANCE}`, and its own `${PORT}`.
+            let mut scope = base.clone();
+            env::set(&mut scope, "SUPERVISOR_INSTANCE", index.to_string());
+            if let Some(port) = port {
+                env::set(&mut scope, "PORT", (port + index).min(65535).to_string());
+            }
+            let mut child_env = scope.clone();
+            for (name, template) in &process.env {
+                match template.expand(&scope) {
+                    Ok(value) => env::set(&mut child_env, name, value),
+                    // The same template fails the same way for every instance: say it once.
+                    Err(err) if index == 0 => {
+                        report(None, format!("process.{}.env.{name}", process.name), err.to_string())
+                    }
+                    Err(_) => {}
+                }
+            }
+            let mut probes = [process.ready.clone(), process.live.clone()];
+            for (kind, probe) in ["ready", "live"].iter().zip(probes.iter_mut()) {
+                if let Some(probe) = probe {
+                    if let Err(message) = expand_probe(&mut probe.check, &child_env) {
+                        if index == 0 {
+                            report(None, format!("process.{}.{kind}", process.name), message);
+                        }
+                    }
+                }
+            }
+            let [ready, live] = probes;
+            each.push(PlannedInstance {
+                env: child_env,
+                ready,
+                live,
+            });
         }
         planned.push(PlannedProcess {
-            config,
+            config: process.clone(),
             name: process.name.as_str().into(),
             instances,
-            env: child_env,
+            each,
             user,
         });
     }

@@ -117,6 +117,62 @@ cwd = "apps/api"
     }
 }
 
+/// SPEC §2 (issue 14): `port` gives instance i `PORT` = port + i, and
+/// `${SUPERVISOR_INSTANCE}` and `${PORT}` work in `env` values and in probe
+/// targets, so each instance's probe checks its own port. Only the second
+/// instance's port listens here: only it may become ready.
+#[test]
+fn each_instance_gets_its_own_port_and_its_probe_follows_it() {
+    let (base, _second) = loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = first.local_addr().expect("address").port();
+        drop(first);
+        if let Ok(second) = std::net::TcpListener::bind(("127.0.0.1", port + 1)) {
+            break (port, second);
+        }
+    };
+    let mut run = Test::new()
+        .config(
+            r#"
+[process.api]
+command = 'echo "instance $SUPERVISOR_INSTANCE on $PORT as $WORKER"; sleep 1000'
+instances = 2
+port = "${BASE_PORT}"
+env = { WORKER = "w-${SUPERVISOR_INSTANCE}-${PORT}" }
+ready = { tcp = "127.0.0.1:${PORT}", interval = "100ms" }
+"#,
+        )
+        .env("BASE_PORT", &base.to_string())
+        .args(["run"])
+        .start();
+    let address = run.health_address();
+    run.wait_stdout(&format!("api.0 | instance 0 on {base} as w-0-{base}"), secs(10));
+    run.wait_stdout(
+        &format!("api.1 | instance 1 on {} as w-1-{}", base + 1, base + 1),
+        secs(10),
+    );
+    let health = crate::support::wait_health(&address, secs(10), "api.1 ready", |_, json| {
+        json["processes"][1]["ready"] == true
+    });
+    assert_eq!(
+        health["processes"][0]["ready"], false,
+        "api.0's probe checked another port: {health}"
+    );
+    run.assert_stops_cleanly(secs(10));
+
+    let both = Test::new()
+        .config("[process.api]\ncommand = \"true\"\nport = 4000\nenv = { PORT = \"4001\" }\n")
+        .args(["run"])
+        .run();
+    both.assert_code(78);
+    assert!(
+        both.stderr
+            .contains("process.api.port: and env.PORT both set the port: keep one"),
+        "{}",
+        both.stderr
+    );
+}
+
 #[test]
 fn a_missing_cwd_is_a_failure_naming_the_directory() {
     let finished = Test::new()

@@ -32,12 +32,9 @@ function serve({ name, port = Number(process.env.PORT || 3000), upstream = proce
     console.log(`${label}: ${req.method} ${req.url} -> ${res.statusCode}`);
     res.end(body);
   });
-  // Several instances share one port through SO_REUSEPORT (Node >= 22.12, Bun).
-  // Older Node ignores the option, so later instances take the next ports.
-  const shared = process.versions.node.split(".").map(Number);
-  const hasReusePort = shared[0] > 22 || (shared[0] === 22 && shared[1] >= 12);
-  const listenPort = hasReusePort ? port : port + instance;
-  server.listen({ port: listenPort, host: process.env.HOST || "0.0.0.0", reusePort: hasReusePort }, () => {
+  // Each instance has a port of its own (`port` in supervisor.toml).
+  const listenPort = port;
+  server.listen({ port: listenPort, host: process.env.HOST || "0.0.0.0" }, () => {
     console.log(`${label}: listening on port ${listenPort}`);
   });
   process.on("SIGTERM", () => {

@@ -129,6 +129,9 @@ pub struct Process {
     pub cwd: Option<PathBuf>,
     pub env: Vec<(String, Template)>,
     pub instances: Instances,
+    /// `port`: instance i gets `PORT` = port + i (a number, or a template
+    /// expanded with the environment, as `instances`).
+    pub port: Option<Instances>,
     pub restart: RestartPolicy,
     pub is_critical: bool,
     pub stop_signal: Signal,
@@ -180,6 +183,7 @@ impl Process {
             cwd: None,
             env: Vec::new(),
             instances: Instances::Count(1),
+            port: None,
             restart: RestartPolicy {
                 mode: RestartMode::Always,
                 backoff: validate::DEFAULT_BACKOFF,

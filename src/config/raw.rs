@@ -93,6 +93,8 @@ pub struct RawProcess {
     #[serde(default)]
     pub env: IndexMap<String, String>,
     pub instances: Option<Spanned<RawInstances>>,
+    /// A number or a template, like `instances`: instance i gets `PORT` = port + i.
+    pub port: Option<Spanned<RawInstances>>,
     pub restart: Option<RestartMode>,
     pub backoff: Option<RawBackoff>,
     pub max_restarts: Option<u32>,

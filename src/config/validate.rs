@@ -472,6 +472,26 @@ fn check_process(checker: &mut Checker, name: &str, process: &Spanned<RawProcess
             }
         }
     };
+    let port = raw.port.as_ref().map(|spanned| {
+        let line = checker.line_of(spanned.span());
+        match spanned.get_ref() {
+            RawInstances::Count(port) if (1..=65535).contains(port) => Instances::Count(*port as u32),
+            RawInstances::Count(_) => {
+                checker.report(Some(spanned.span()), key("port"), "must be between 1 and 65535");
+                Instances::Count(1)
+            }
+            RawInstances::Template(text) => match Template::parse(text) {
+                Ok(template) => Instances::Template { template, line },
+                Err(err) => {
+                    checker.report(Some(spanned.span()), key("port"), err.to_string());
+                    Instances::Count(1)
+                }
+            },
+        }
+    });
+    if port.is_some() && raw.env.contains_key("PORT") {
+        checker.report(span.clone(), key("port"), "and env.PORT both set the port: keep one");
+    }
     let backoff = {
         let initial = raw.backoff.as_ref().and_then(|b| b.initial.as_ref());
         let max = raw.backoff.as_ref().and_then(|b| b.max.as_ref());
@@ -507,6 +527,7 @@ fn check_process(checker: &mut Checker, name: &str, process: &Spanned<RawProcess
         cwd: raw.cwd.as_ref().map(|cwd| base_dir.join(cwd)),
         env: checker.env(&raw.env, span.clone(), &key("env")),
         instances,
+        port,
         restart: RestartPolicy {
             mode: raw.restart.unwrap_or(RestartMode::Always),
             backoff,

@@ -379,15 +379,16 @@ impl Supervisor {
     }
 
     fn start_probe(&mut self, at: usize, process: &PlannedProcess, kind: probes::Kind) {
+        let planned = &process.each[self.instances[at].index as usize];
         let probe = match kind {
-            probes::Kind::Ready => &process.config.ready,
-            probes::Kind::Live => &process.config.live,
+            probes::Kind::Ready => &planned.ready,
+            probes::Kind::Live => &planned.live,
         };
         let (Some(probe), Some(pid)) = (probe, self.instances[at].state().pid()) else {
             return;
         };
         let context = probes::Context {
-            env: Arc::new(process.env_for(self.instances[at].index)),
+            env: Arc::new(planned.env.clone()),
             cwd: process.config.cwd.clone(),
             reaper: self.reaper.clone(),
         };
