@@ -356,7 +356,7 @@ impl Supervisor {
         let mut command = spawn::command(&Spec {
             command: &process.config.command,
             cwd,
-            env: &env,
+            env,
             user: process.user.as_ref(),
             output,
             pass_stdin: false,
