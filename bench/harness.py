@@ -762,6 +762,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter runs (a smoke)")
     parser.add_argument("--binary", default=None, help="the supervisor binary to measure [default: target/release]")
+    parser.add_argument("--require", default="",
+                        help="comma-separated tools that must appear in every measured metric, else exit 1 "
+                             "(a tool that never comes up is otherwise just left out of the table)")
     parser.add_argument("--only", default="", help="comma-separated metrics: launch,rss,respawn,orphans,logs,migrations,health,idle,size")
     args = parser.parse_args()
     global SUPERVISOR
@@ -782,7 +785,11 @@ def main():
                 + (f"\nNot installed, so not measured: {', '.join(missing)}.\n" if missing else "")]
     PEERS[:] = [p for p in PEERS if p.available()]
 
+    required = set(filter(None, args.require.split(",")))
+    absent = []
+
     def add(key, title, unit, rows, goal="", lower=True):
+        absent.extend(f"{tool} in {key}" for tool in required if not any(name == tool for name, *_ in rows))
         stats = summarize(rows)
         picture = None
         if not args.quick:  # a smoke writes nothing: the committed report stays as measured
@@ -883,6 +890,9 @@ def main():
             text.append(f"\nCold release build of supervisor (LTO): {build_s:.0f} s.")
         sections.append("\n".join(text) + "\n")
         print(f"bench: size: {rows} build={build_s}", flush=True)
+    if absent:
+        print(f"bench: no measurement for {', '.join(absent)}: it never came up", file=sys.stderr, flush=True)
+        return 1
     if not args.quick:
         report = os.path.join(DOCS, "benchmarks.md")
         if args.only and os.path.exists(report):

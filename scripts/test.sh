@@ -38,17 +38,4 @@ done
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
-
-# Dependencies: licenses, duplicates/wildcards, sources (advisories need GitHub: see docs/security.md).
-command -v cargo-deny >/dev/null 2>&1 || cargo install cargo-deny --locked --quiet
-cargo deny --log-level error check licenses bans sources
-
-# A short smoke of every fuzz target, so they keep building and running
-# (scripts/fuzz.sh SECONDS for a real session).
-./scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
-
-# A smoke of the benchmark harness, so it does not rot (bench/run.sh measures for real).
-cargo build --quiet
-python3 bench/harness.py --quick --only launch,respawn --binary target/debug/supervisor
-
 cargo test --all-targets

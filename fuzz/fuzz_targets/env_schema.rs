@@ -9,6 +9,8 @@ use libfuzzer_sys::fuzz_target;
 use supervisor::env::{self, coerce, schema::Schema, ContextInputs};
 
 const CANARY: &str = "QQcanaryQQ";
+/// Values that do convert (integers, numbers, arrays, objects) must not leak either.
+const NUMERIC_CANARY: &str = "7319531";
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -29,11 +31,21 @@ fuzz_target!(|data: &[u8]| {
     let Ok(schema) = Schema::from_document(Path::new("s.json"), document) else {
         return;
     };
-    // Every declared variable gets a value carrying the canary.
+    // Every declared variable gets a value carrying a canary, in turn a
+    // string, an integer, a number, an array and an object, so that values
+    // that convert are exercised too.
+    let forms = [
+        format!("{CANARY}{env_text}"),
+        format!("{NUMERIC_CANARY}1"),
+        format!("{NUMERIC_CANARY}1.5"),
+        format!("{NUMERIC_CANARY}1,{NUMERIC_CANARY}2"),
+        format!("{{\"k\":\"{CANARY}\",\"n\":{NUMERIC_CANARY}1}}"),
+    ];
     let mut vars: Vec<(OsString, OsString)> = schema
         .properties
         .keys()
-        .map(|name| (name.into(), format!("{CANARY}{env_text}").into()))
+        .enumerate()
+        .map(|(index, name)| (name.into(), forms[index % forms.len()].clone().into()))
         .collect();
     let inputs = ContextInputs {
         flag: None,
@@ -42,5 +54,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(report) = env::validate(&schema, &mut vars, Some("APP_ENV"), &inputs) {
         let rendered = report.text() + &report.json();
         assert!(!rendered.contains(CANARY), "a value leaked into a report");
+        // The schema itself may name the number (a `minimum`, an `enum`): then it proves nothing.
+        if !schema_text.contains(NUMERIC_CANARY) {
+            assert!(!rendered.contains(NUMERIC_CANARY), "a value leaked into a report");
+        }
     }
 });
