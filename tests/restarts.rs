@@ -92,7 +92,10 @@ fn a_crashed_process_is_restarted_and_the_others_keep_their_pids() {
         .pid1()
         .start();
     let cmdline = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let procs = run.wait_descendants(secs(10), "two sleeps", |p| p.len() == 2);
+    // Both exec'd (a forked child has the supervisor's cmdline until it execs).
+    let procs = run.wait_descendants(secs(10), "two sleeps", |p| {
+        p.len() == 2 && p.iter().all(|p| p.comm == "sleep")
+    });
     let backend = procs
         .iter()
         .find(|p| cmdline(p.pid).contains("1000"))
