@@ -477,3 +477,76 @@ fn exec_gets_the_same_validated_environment() {
     finished.assert_code(78);
     assert!(finished.stdout.is_empty());
 }
+
+/// Issue 14: types, defaults and secrecy reached through `$ref` (2020-12
+/// `$defs`, draft-07 `definitions`) and `allOf` count as if written in the
+/// property; a `$ref` to another file is refused in our words.
+#[test]
+fn types_defaults_and_secrets_through_ref_and_all_of() {
+    let schema = r##"{
+  "type": "object",
+  "$defs": {
+    "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
+    "flag": { "type": "boolean", "default": false },
+    "secret": { "type": "string", "minLength": 8, "writeOnly": true }
+  },
+  "definitions": { "workers": { "type": "integer", "default": 3 } },
+  "properties": {
+    "PORT": { "$ref": "#/$defs/port" },
+    "DEBUG": { "$ref": "#/$defs/flag" },
+    "WORKERS": { "$ref": "#/definitions/workers" },
+    "API_KEY": { "allOf": [ { "$ref": "#/$defs/secret" } ] }
+  }
+}"##;
+    let config = "[env]\nschema = \"env.schema.json\"\n\n[process.app]\ncommand = 'echo \"PORT=$PORT DEBUG=$DEBUG WORKERS=$WORKERS\"'\nrestart = \"never\"\n";
+    let run = Test::new()
+        .config(config)
+        .file("env.schema.json", schema)
+        .env("PORT", "8080")
+        .env("DEBUG", "yes")
+        .env("API_KEY", "long-enough-key")
+        .args(["run"])
+        .run();
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("app.0 | PORT=8080 DEBUG=yes WORKERS=3"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    let bad = Test::new()
+        .config(config)
+        .file("env.schema.json", schema)
+        .env("PORT", "80a")
+        .env("API_KEY", "short")
+        .args(["check-env"])
+        .run();
+    bad.assert_code(78);
+    assert!(
+        bad.stdout.contains("PORT: expected a base-10 integer"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout.contains("API_KEY") && bad.stdout.contains("secret"),
+        "{}",
+        bad.stdout
+    );
+    assert!(!bad.stdout.contains("short"), "{}", bad.stdout);
+    let elsewhere = Test::new()
+        .config(config)
+        .file(
+            "env.schema.json",
+            r#"{"properties": {"PORT": {"$ref": "./common.json#/port"}}}"#,
+        )
+        .args(["check-env"])
+        .run();
+    elsewhere.assert_code(78);
+    assert!(
+        elsewhere
+            .stderr
+            .contains("/properties/PORT/$ref: \"./common.json#/port\" refers outside this schema"),
+        "{}",
+        elsewhere.stderr
+    );
+}

@@ -90,9 +90,16 @@ impl Schema {
             Err(err) => problems.push(format!("unsupported `$schema`: {}", err.masked())),
         }
 
+        // References we can follow are inside this document; say so in our
+        // words (the library's is "No base URI is available").
+        outside_references(&document, "", &mut problems);
+
         let mut properties = IndexMap::new();
         for (name, schema) in declared {
             let at = format!("/properties/{name}");
+            // Coercion, defaults and secrecy read the property as it resolves:
+            // through `$ref` (`#/$defs/port`, draft-07 `#/definitions/…`) and `allOf`.
+            let schema = &resolved(&document, schema, 0);
             let required_in = match schema.get("x-required-in") {
                 None => Vec::new(),
                 Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
@@ -237,6 +244,71 @@ impl Schema {
             }
         }
         "required".to_string()
+    }
+}
+
+/// `schema` with the local `$ref` it names and its `allOf` parts merged in,
+/// its own keywords winning; `items` resolved the same way.
+fn resolved(document: &Value, schema: &Value, depth: u8) -> Value {
+    let Some(object) = schema.as_object() else {
+        return schema.clone();
+    };
+    if depth > 16 {
+        return schema.clone();
+    }
+    let mut merged = serde_json::Map::new();
+    let mut absorb = |part: Value| {
+        if let Value::Object(part) = part {
+            for (key, value) in part {
+                merged.insert(key, value);
+            }
+        }
+    };
+    if let Some(target) = object
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|reference| reference.strip_prefix('#'))
+        .and_then(|pointer| document.pointer(pointer))
+    {
+        absorb(resolved(document, target, depth + 1));
+    }
+    if let Some(Value::Array(parts)) = object.get("allOf") {
+        for part in parts {
+            absorb(resolved(document, part, depth + 1));
+        }
+    }
+    let mut merged = merged;
+    for (key, value) in object {
+        if key != "$ref" && key != "allOf" {
+            merged.insert(key.clone(), value.clone());
+        }
+    }
+    if let Some(items) = merged.get("items").cloned() {
+        merged.insert("items".to_string(), resolved(document, &items, depth + 1));
+    }
+    Value::Object(merged)
+}
+
+/// Every `$ref` that points outside this document (another file, a URL).
+fn outside_references(value: &Value, at: &str, problems: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            for (key, child) in object {
+                let here = format!("{at}/{}", escape_pointer(key));
+                match (key.as_str(), child) {
+                    ("$ref", Value::String(reference)) if !reference.starts_with('#') => problems.push(format!(
+                        "{here}: {reference:?} refers outside this schema; only references inside it (\"#/$defs/…\") are supported"
+                    )),
+                    _ => outside_references(child, &here, problems),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                outside_references(item, &format!("{at}/{index}"), problems);
+            }
+        }
+        _ => {}
     }
 }
 
