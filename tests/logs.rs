@@ -167,3 +167,17 @@ fn json_mode_embeds_json_lines_drops_cr_and_reports_fatal_errors_as_json() {
         );
     }
 }
+
+/// Issue 14: prefixes are padded to the widest `name.N` of the run, so the
+/// `|` line up (the only test that reads the padding: the harness takes it out).
+#[test]
+fn prefixes_line_up() {
+    let mut run = Test::new()
+        .config("[process.web]\ncommand = \"echo hello\"\nrestart = \"never\"\n[process.worker]\ncommand = \"echo working\"\nrestart = \"never\"\ninstances = 2\n")
+        .args(["run"])
+        .start();
+    assert_eq!(run.wait_exit(crate::support::secs(10)), 0);
+    let raw = run.stdout.raw();
+    assert!(raw.contains("web.0    | hello\n"), "{raw:?}");
+    assert!(raw.contains("worker.1 | working\n"), "{raw:?}");
+}

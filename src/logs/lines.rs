@@ -53,13 +53,16 @@ pub struct Label {
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 
 impl Label {
-    pub fn new(process: Arc<str>, instance: u32, colour_index: usize, format: Format) -> Label {
+    /// `width`: the widest `name.N` of the run, so every `|` lines up
+    /// (`web.0    |` above `worker.0 |`), as foreman and overmind do.
+    pub fn new(process: Arc<str>, instance: u32, colour_index: usize, format: Format, width: usize) -> Label {
+        let name = format!("{process}.{instance}");
         let prefix = match format {
             Format::Prefix { colour: true } => {
                 let code = COLOURS[colour_index % COLOURS.len()];
-                format!("\x1b[{code}m{process}.{instance} |\x1b[0m ")
+                format!("\x1b[{code}m{name:<width$} |\x1b[0m ")
             }
-            Format::Prefix { colour: false } => format!("{process}.{instance} | "),
+            Format::Prefix { colour: false } => format!("{name:<width$} | "),
             Format::Json => String::new(),
         };
         Label {
@@ -188,7 +191,7 @@ mod tests {
     use super::*;
 
     fn render_one(line: &[u8], format: Format) -> String {
-        let label = Label::new("web".into(), 1, 0, format);
+        let label = Label::new("web".into(), 1, 0, format, 0);
         let mut out = Vec::new();
         render(line, &label, Stream::Stderr, format, &mut out);
         String::from_utf8(out).unwrap()

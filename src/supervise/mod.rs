@@ -133,13 +133,19 @@ impl Supervisor {
             .collect();
         let graph = Graph::new(&names, &depends_on);
         let processes: Vec<Arc<PlannedProcess>> = planned.into_iter().map(Arc::new).collect();
+        let width = processes
+            .iter()
+            .filter(|p| p.instances > 0)
+            .map(|p| format!("{}.{}", p.name, p.instances - 1).len())
+            .max()
+            .unwrap_or(0);
         let mut instances = Vec::new();
         for (index, process) in processes.iter().enumerate() {
             for instance in 0..process.instances {
                 instances.push(Instance {
                     process: index,
                     index: instance,
-                    label: Arc::new(Label::new(process.name.clone(), instance, index, options.format)),
+                    label: Arc::new(Label::new(process.name.clone(), instance, index, options.format, width)),
                     core: Core::default(),
                     probes: Vec::new(),
                 });

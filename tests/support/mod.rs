@@ -231,7 +231,14 @@ impl Captured {
         captured
     }
 
+    /// What was written, with the prefixes' padding taken out (`web.0    | x`
+    /// reads `web.0 | x`), so tests need not know the widest name of a run.
     pub fn text(&self) -> String {
+        unpad(&self.raw())
+    }
+
+    /// What was written, exactly.
+    pub fn raw(&self) -> String {
         String::from_utf8_lossy(&self.inner.0.lock().unwrap().0).into_owned()
     }
 
@@ -241,7 +248,7 @@ impl Captured {
         let (lock, cond) = &*self.inner;
         let mut state = lock.lock().unwrap();
         loop {
-            let text = String::from_utf8_lossy(&state.0).into_owned();
+            let text = unpad(&String::from_utf8_lossy(&state.0));
             if pred(&text) {
                 return text;
             }
@@ -279,7 +286,7 @@ impl Captured {
             assert!(now < deadline, "stream not closed in time");
             state = cond.wait_timeout(state, deadline - now).unwrap().0;
         }
-        String::from_utf8_lossy(&state.0).into_owned()
+        unpad(&String::from_utf8_lossy(&state.0))
     }
 }
 
@@ -663,4 +670,19 @@ pub fn assert_each_run_ended(stderr: &str) {
             "{process}.{instance} (pid {pid}) was never seen to stop:\n{stderr}"
         );
     }
+}
+
+/// `name.N   | line` → `name.N | line`, at the start of each line only.
+fn unpad(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        match line.find(" | ") {
+            Some(at) if at > 0 && !line[..at].trim_end().contains(' ') && line[..at].ends_with(' ') => {
+                out.push_str(line[..at].trim_end());
+                out.push_str(&line[at..]);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
 }
