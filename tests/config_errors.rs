@@ -53,6 +53,43 @@ restart_window = "forever"
     );
 }
 
+/// Issue 14: unknown keys, wrong types and bad enum values came one per
+/// run; now every one at once, with their lines, in plain words, together
+/// with the value problems found after them.
+#[test]
+fn unknown_keys_wrong_types_and_bad_values_are_all_reported_at_once() {
+    let stderr = errors(
+        r#"[process.web]
+command = "x"
+stop_timout = "5s"
+restart = "alway"
+max_restarts = "ten"
+stop_timeout = 5
+
+[process.worker]
+command = ["sleep", "1"]
+colour = "blue"
+restart_window = "forever"
+"#,
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    let expected = [
+        "error: supervisor.toml:3: process.web.stop_timout: unknown key",
+        "error: supervisor.toml:4: process.web.restart: \"alway\" is not one of",
+        "error: supervisor.toml:5: process.web.max_restarts: expected a whole number, found string \"ten\"",
+        "error: supervisor.toml:6: process.web.stop_timeout: expected a duration such as \"5s\" or \"500ms\", found integer `5` (a number alone has no unit)",
+        "error: supervisor.toml:10: process.worker.colour: unknown key",
+        "error: supervisor.toml:11: process.worker.restart_window: invalid duration \"forever\"",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{stderr}");
+    for (line, expected) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(expected),
+            "{line}\n  does not start with\n{expected}\n{stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_dependency_cycle_is_named() {
     let stderr = errors(

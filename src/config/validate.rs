@@ -177,45 +177,121 @@ fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// A serde error as (key, message, span), in our words where serde's leak
+/// its internals (`expected u32`, `invalid type`).
+fn describe_toml_error(err: serde_path_to_error::Error<toml::de::Error>) -> (String, String, Option<Range<usize>>) {
+    // `Spanned` shows up in the path as a private segment; users never wrote it.
+    let mut key = err
+        .path()
+        .to_string()
+        .split('.')
+        .filter(|segment| !segment.starts_with("$__serde_spanned"))
+        .collect::<Vec<_>>()
+        .join(".");
+    let inner = err.into_inner();
+    let mut message = inner.message().trim().to_string();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((field, expected)) = rest.split_once('`') {
+            if !key.ends_with(field) {
+                key = if key == "." || key.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{key}.{field}")
+                };
+            }
+            message = match expected.strip_prefix(", expected ") {
+                Some(expected) => format!("unknown key (expected {expected})"),
+                None => "unknown key".to_string(),
+            };
+        }
+    }
+    if key == "." {
+        key.clear();
+    }
+    (key.clone(), plain_words(&key, &message), inner.span())
+}
+
+/// serde's phrases, said for people who write TOML.
+fn plain_words(key: &str, message: &str) -> String {
+    let duration_key = ["timeout", "interval", "window", "initial", "max", "drain"]
+        .iter()
+        .any(|end| key.ends_with(end));
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        if let Some((found, expected)) = rest.split_once(", expected ") {
+            if duration_key && expected == "a string" {
+                return format!(
+                    "expected a duration such as \"5s\" or \"500ms\", found {found} (a number alone has no unit)"
+                );
+            }
+            let expected = match expected {
+                "u32" | "u16" | "u64" | "i64" | "i32" | "usize" => "a whole number",
+                "a boolean" => "true or false",
+                other => other,
+            };
+            return format!("expected {expected}, found {found}");
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        if let Some((found, expected)) = rest.split_once(", expected ") {
+            let options = expected.trim_start_matches("one of ").replace('`', "");
+            return format!("{:?} is not one of {options}", found.trim_matches('`'));
+        }
+    }
+    message.to_string()
+}
+
+/// Blanks the lines `span` covers, unless one is a table header (a problem
+/// of a whole table: masking it would hide the rest of that table).
+fn mask_lines(text: &mut String, span: Range<usize>) -> bool {
+    let start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |at| at + 1);
+    let end = text[span.end.min(text.len())..]
+        .find('\n')
+        .map_or(text.len(), |at| span.end.min(text.len()) + at);
+    if text[start..end].lines().any(|line| line.trim_start().starts_with('[')) {
+        return false;
+    }
+    let blank: String = text[start..end]
+        .split('\n')
+        .map(|line| {
+            if line.is_empty() {
+                String::new()
+            } else {
+                format!("#{}", " ".repeat(line.len() - 1))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.replace_range(start..end, &blank);
+    true
+}
+
 pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
     let mut checker = Checker {
         text,
         file: &source.path,
         problems: Vec::new(),
     };
-    let raw: RawConfig = match serde_path_to_error::deserialize(toml::Deserializer::new(text)) {
-        Ok(raw) => raw,
-        Err(err) => {
-            // `Spanned` shows up in the path as a private segment; users never wrote it.
-            let mut key = err
-                .path()
-                .to_string()
-                .split('.')
-                .filter(|segment| !segment.starts_with("$__serde_spanned"))
-                .collect::<Vec<_>>()
-                .join(".");
-            let inner = err.into_inner();
-            let mut message = inner.message().trim().to_string();
-            if let Some(rest) = message.strip_prefix("unknown field `") {
-                if let Some((field, expected)) = rest.split_once('`') {
-                    if !key.ends_with(field) {
-                        key = if key == "." || key.is_empty() {
-                            field.to_string()
-                        } else {
-                            format!("{key}.{field}")
-                        };
-                    }
-                    message = match expected.strip_prefix(", expected ") {
-                        Some(expected) => format!("unknown key (expected {expected})"),
-                        None => "unknown key".to_string(),
-                    };
+    // serde stops at the first problem; users were promised all of them. So
+    // each problem's lines are masked out (blanked to a comment of the same
+    // length, so offsets and line numbers stay) and the text is read again,
+    // until it reads or a problem cannot be masked (a missing key names a
+    // whole table).
+    let mut masked = text.to_string();
+    let raw: RawConfig = loop {
+        match serde_path_to_error::deserialize(toml::Deserializer::new(&masked)) {
+            Ok(raw) => break raw,
+            Err(err) => {
+                let (key, message, span) = describe_toml_error(err);
+                // A syntax error (no key) ends the reading: masking it would change what follows.
+                let syntax = key.is_empty();
+                let seen = syntax || checker.problems.iter().any(|p| p.key == key && p.message == message);
+                if syntax || !seen {
+                    checker.report(span.clone(), key, message);
+                }
+                if seen || checker.problems.len() >= 50 || !span.is_some_and(|span| mask_lines(&mut masked, span)) {
+                    return Err(checker.problems);
                 }
             }
-            if key == "." {
-                key.clear();
-            }
-            checker.report(inner.span(), key, message);
-            return Err(checker.problems);
         }
     };
 
