@@ -140,8 +140,8 @@ pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Plan, Conf
         let user = match &process.user {
             Some(name) => match spawn::resolve_user(name) {
                 Ok(identity) => Some(identity),
-                Err(message) => {
-                    report(None, format!("process.{}.user", process.name), message);
+                Err(err) => {
+                    report(None, format!("process.{}.user", process.name), err.to_string());
                     None
                 }
             },

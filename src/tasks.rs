@@ -36,7 +36,8 @@ pub fn start(runner: &Runner<'_>, task: &Task, env: &[(OsString, OsString)]) -> 
     env::set(&mut env, "SUPERVISOR_PROCESS", format!("task.{}", task.name));
     let user = match &task.user {
         Some(name) => Some(
-            spawn::resolve_user(name).map_err(|message| std::io::Error::new(std::io::ErrorKind::NotFound, message))?,
+            // Checked when the config was loaded; a user removed since is still named.
+            spawn::resolve_user(name).map_err(std::io::Error::other)?,
         ),
         None => None,
     };

@@ -130,14 +130,8 @@ impl Checker<'_> {
 
     fn user(&mut self, user: Option<&Spanned<String>>, key: &str) -> Option<String> {
         let user = user?;
-        match lookup_user(user.get_ref()) {
-            Ok(true) => {}
-            Ok(false) => self.report(
-                Some(user.span()),
-                key,
-                format!("user {:?} does not exist on this system", user.get_ref()),
-            ),
-            Err(err) => self.report(Some(user.span()), key, format!("cannot look up the user: {err}")),
+        if let Err(err) = crate::pid1::spawn::resolve_user(user.get_ref()) {
+            self.report(Some(user.span()), key, err.to_string());
         }
         Some(user.get_ref().clone())
     }
@@ -160,14 +154,6 @@ pub fn parse_signal(text: &str) -> Option<Signal> {
         format!("SIG{upper}")
     };
     Signal::from_str(&name).ok()
-}
-
-/// A user name or numeric uid that this system knows.
-pub fn lookup_user(name: &str) -> nix::Result<bool> {
-    if let Ok(uid) = name.parse::<u32>() {
-        return Ok(nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))?.is_some());
-    }
-    Ok(nix::unistd::User::from_name(name)?.is_some())
 }
 
 fn is_valid_name(name: &str) -> bool {

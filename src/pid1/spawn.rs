@@ -30,15 +30,34 @@ pub struct Identity {
     pub home: std::path::PathBuf,
 }
 
-/// Looks up a user by name or numeric uid, with its supplementary groups.
-pub fn resolve_user(name: &str) -> Result<Identity, String> {
+/// Why a user could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("user {name:?} does not exist on this system")]
+    NotFound { name: String },
+    #[error("cannot look up user {name:?}: {source}")]
+    Lookup {
+        name: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("user {name:?} has a NUL in its name")]
+    Nul { name: String },
+}
+
+/// Looks up a user by name or numeric uid, with its supplementary groups:
+/// the one place of this rule (config checks and spawning both use it).
+pub fn resolve_user(name: &str) -> Result<Identity, UserError> {
     let user = match name.parse::<u32>() {
         Ok(uid) => nix::unistd::User::from_uid(Uid::from_raw(uid)),
         Err(_) => nix::unistd::User::from_name(name),
     }
-    .map_err(|err| format!("cannot look up user {name:?}: {err}"))?
-    .ok_or_else(|| format!("user {name:?} does not exist on this system"))?;
-    let c_name = CString::new(user.name.clone()).map_err(|_| format!("user {name:?} has a NUL in its name"))?;
+    .map_err(|source| UserError::Lookup {
+        name: name.to_string(),
+        source,
+    })?
+    .ok_or_else(|| UserError::NotFound { name: name.to_string() })?;
+    let c_name = CString::new(user.name.clone()).map_err(|_| UserError::Nul { name: name.to_string() })?;
     let groups = nix::unistd::getgrouplist(&c_name, user.gid).unwrap_or_else(|_| vec![user.gid]);
     Ok(Identity {
         name: user.name,
