@@ -70,15 +70,15 @@ impl Context {
         if let Some(report) = &environment.report {
             return report.context.clone();
         }
-        let from_var = section
+        let variable = section
             .context_var
-            .as_ref()
-            .and_then(|var| crate::env::lookup_text(&environment.vars, var))
-            .map(str::to_string);
-        flag.map(str::to_string)
-            .or_else(|| self.settings.context.clone())
-            .or(from_var)
-            .unwrap_or_else(|| crate::env::FALLBACK_CONTEXT.to_string())
+            .as_deref()
+            .and_then(|var| Some((var, crate::env::lookup_text(&environment.vars, var)?)));
+        let inputs = crate::env::ContextInputs {
+            flag,
+            setting: self.settings.context.as_deref(),
+        };
+        crate::env::pick_context(&inputs, variable, None).0
     }
 
     /// The env section, which must name a schema (`check-env`, `env-example`).

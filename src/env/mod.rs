@@ -177,21 +177,33 @@ fn resolve_context(
     let schema_default = context_var
         .and_then(|var| schema.properties.get(var))
         .and_then(|p| p.default())
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    if let Some(var) = context_var {
-        if let Some(value) = lookup_text(vars, var) {
-            // A value outside the enum is reported by the schema; the rest is
-            // checked in the default context, failing safe.
-            if known(value) {
-                return Ok((value.to_string(), ContextSource::Variable(var.to_string())));
-            }
-        }
+        .and_then(Value::as_str);
+    // A value outside the enum is reported by the schema; the rest is
+    // checked in the default context, failing safe.
+    let variable = context_var.and_then(|var| Some((var, lookup_text(vars, var).filter(|value| known(value))?)));
+    Ok(pick_context(inputs, variable, schema_default))
+}
+
+/// SPEC §3, the one place of this rule: `--context` > `SUPERVISOR_CONTEXT` >
+/// the context variable (`(name, value)`) > its schema default > `production`.
+pub fn pick_context(
+    inputs: &ContextInputs<'_>,
+    variable: Option<(&str, &str)>,
+    schema_default: Option<&str>,
+) -> (String, ContextSource) {
+    if let Some(flag) = inputs.flag {
+        return (flag.to_string(), ContextSource::Flag);
     }
-    Ok(match schema_default {
-        Some(default) => (default, ContextSource::SchemaDefault),
+    if let Some(setting) = inputs.setting {
+        return (setting.to_string(), ContextSource::Setting);
+    }
+    if let Some((name, value)) = variable {
+        return (value.to_string(), ContextSource::Variable(name.to_string()));
+    }
+    match schema_default {
+        Some(default) => (default.to_string(), ContextSource::SchemaDefault),
         None => (FALLBACK_CONTEXT.to_string(), ContextSource::Fallback),
-    })
+    }
 }
 
 /// Checks the declared variables and applies defaults into `vars`.
