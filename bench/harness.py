@@ -474,22 +474,10 @@ def metric_migrations(reps, quick):
         for sleep_s in (0, 2):
             for n in ((1, 8) if quick else (1, 8, 16, 32)):
                 for rep in range(reps):
-                    db = f"m_{sleep_s}_{n}_{rep}"
-                    pg.sql(f"CREATE DATABASE {db}")
-                    with tempfile.TemporaryDirectory() as wd:
-                        os.makedirs(os.path.join(wd, "migrations"))
-                        open(os.path.join(wd, "migrations", "1_init.sql"), "w").write(
-                            f"CREATE TABLE t (id int);\nSELECT pg_sleep({sleep_s});\n")
-                        open(os.path.join(wd, "supervisor.toml"), "w").write(
-                            '[health]\nlisten = "off"\n[migrate]\ndir = "migrations"\n[process.a]\ncommand = "true"\n')
-                        env = clean_env()
-                        env["DATABASE_URL"] = pg.url(db)
-                        t0 = time.monotonic()
-                        procs = [subprocess.Popen([SUPERVISOR, "migrate"], cwd=wd, env=env, stdout=subprocess.DEVNULL,
-                                                  stderr=subprocess.DEVNULL) for _ in range(n)]
-                        codes = [p.wait() if wait_exit(p, 120) else None for p in procs]
-                        wall = time.monotonic() - t0
-                    if all(c == 0 for c in codes):
+                    ok, wall = migration_race(pg, f"m_{sleep_s}_{n}_{rep}", n,
+                                              f"CREATE TABLE t (id int);\nSELECT pg_sleep({sleep_s});\n",
+                                              'dir = "migrations"')
+                    if ok:
                         rows.append((f"{n} replicas, {sleep_s}s migration", n, sleep_s, wall))
     finally:
         pg.stop()

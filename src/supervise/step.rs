@@ -140,15 +140,8 @@ pub fn step(core: &mut Core, input: Input, config: &Process, stopping: bool, now
             settle(core, ExitStatus::Exited(code), Duration::ZERO, config, now, jitter)
         }
         (State::Running { pid, since, .. }, Input::Exited { status }) => {
-            core.last_exit = Some(status);
-            if stopping {
-                core.state = State::Stopped { clean: true };
-                vec![EndProbes, Log(Note::ExitedDuringStop { pid, status })]
-            } else {
-                let mut actions = vec![EndProbes];
-                actions.extend(settle(core, status, now - since, config, now, jitter));
-                actions
-            }
+            let during_stop = Note::ExitedDuringStop { pid, status };
+            run_ended(core, status, since, Some(during_stop), config, stopping, now, jitter)
         }
         (
             State::Stopping {
@@ -170,17 +163,7 @@ pub fn step(core: &mut Core, input: Input, config: &Process, stopping: bool, now
                 ..
             },
             Input::Exited { status },
-        ) => {
-            core.last_exit = Some(status);
-            if stopping {
-                core.state = State::Stopped { clean: true };
-                vec![EndProbes]
-            } else {
-                let mut actions = vec![EndProbes];
-                actions.extend(settle(core, status, now - since, config, now, jitter));
-                actions
-            }
-        }
+        ) => run_ended(core, status, since, None, config, stopping, now, jitter),
         (
             State::Running {
                 pid,
@@ -331,6 +314,30 @@ fn on_probe(
         ready: ready_now,
         counts,
     };
+    actions
+}
+
+/// A run that ended without our stop (on its own, or killed for a liveness
+/// restart): down for good when the run is stopping, else the policy decides.
+#[allow(clippy::too_many_arguments)]
+fn run_ended(
+    core: &mut Core,
+    status: ExitStatus,
+    since: Instant,
+    during_stop: Option<Note>,
+    config: &Process,
+    stopping: bool,
+    now: Instant,
+    jitter: f64,
+) -> Vec<Action> {
+    core.last_exit = Some(status);
+    let mut actions = vec![Action::EndProbes];
+    if stopping {
+        core.state = State::Stopped { clean: true };
+        actions.extend(during_stop.map(Action::Log));
+    } else {
+        actions.extend(settle(core, status, now - since, config, now, jitter));
+    }
     actions
 }
 
