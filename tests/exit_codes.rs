@@ -64,13 +64,15 @@ depends_on = { migrate = "completed" }
 /// Issue 13, bug 1: with another process running, the blocked critical
 /// dependent used to log "stopping everything" and then hang, never
 /// signalling `bot`. Now the stop goes on at once, and `bot` gets its TERM.
+/// (`assets` fails only once `bot` has set its trap, or the TERM could come
+/// before the trap and kill it silently.)
 #[test]
 fn a_blocked_critical_dependent_stops_the_others_too() {
     let mut run = Test::new()
         .config(
             r#"
 [process.assets]
-command = "exit 2"
+command = "while [ ! -e bot-is-up ]; do sleep 0.01; done; exit 2"
 restart = "never"
 critical = false
 
@@ -79,7 +81,7 @@ command = ["sleep", "1000"]
 depends_on = { assets = "completed" }
 
 [process.bot]
-command = "trap 'echo bot got TERM; exit 0' TERM; echo bot up; while :; do sleep 0.1; done"
+command = "trap 'echo bot got TERM; exit 0' TERM; touch bot-is-up; while :; do sleep 0.1; done"
 "#,
         )
         .args(["run"])

@@ -20,12 +20,12 @@ use crate::support::{secs, wait_lines, Running, Test};
 /// Like a real migration tool, it finishes its current step (2 s of ticks)
 /// when asked to stop, so a holder that released the lock before its
 /// command was gone would show as an overlap.
-const RECORD: &str = r#"log="$1"; id="$$"
+const RECORD: &str = r#"stopping=0; after=0
+trap 'stopping=1' TERM
+log="$1"; id="$$"
 if [ -e "$log.first" ]; then ticks=10; else : > "$log.first"; ticks=600; fi
 echo "$id start $(date +%s%N)" >> "$log"
-( while :; do echo "$id tick $(date +%s%N)" >> "$log"; sleep 0.05; done ) &
-stopping=0; after=0
-trap 'stopping=1' TERM
+( trap - TERM; while :; do echo "$id tick $(date +%s%N)" >> "$log"; sleep 0.05; done ) &
 i=0
 while [ "$i" -lt "$ticks" ]; do
   echo "$id tick $(date +%s%N)" >> "$log"; i=$((i+1)); sleep 0.05
