@@ -1,6 +1,6 @@
 //! Can we reach it? A TCP connect or an HTTP GET, each bounded by a
 //! timeout. Used by probes, `wait_for` and `supervisor healthcheck`.
-//! Errors are short strings naming what failed; they never hold a body.
+//! Errors say what failed in a few words; they never hold a body.
 
 use std::time::Duration;
 
@@ -10,34 +10,56 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+/// Why a target could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ReachError {
+    #[error("{0}")]
+    Connect(#[source] std::io::Error),
+    #[error("no connection within {}", humantime::format_duration(*.0))]
+    ConnectTimeout(Duration),
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    AnswerTimeout(Duration),
+    #[error("not a valid URL")]
+    BadUrl,
+    #[error("only http:// URLs are supported")]
+    NotHttp,
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("{0}")]
+    Http(#[source] hyper::Error),
+    #[error("{0}")]
+    Request(#[source] hyper::http::Error),
+    #[error("answered {0}")]
+    Status(u16),
+    #[error("not a reachable target")]
+    NotATarget,
+}
+
 /// Connects to `host:port`.
-pub async fn tcp(address: &str, timeout: Duration) -> Result<(), String> {
+pub async fn tcp(address: &str, timeout: Duration) -> Result<(), ReachError> {
     match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err(format!("no connection within {}", humantime::format_duration(timeout))),
+        Ok(Err(err)) => Err(ReachError::Connect(err)),
+        Err(_) => Err(ReachError::ConnectTimeout(timeout)),
     }
 }
 
 /// GETs `url` (http:// only) and returns the status code.
-pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
+pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, ReachError> {
     get(url, timeout, 0).await.map(|(status, _)| status)
 }
 
 /// GETs `url` and returns the status and the first `limit` bytes of the body.
-pub async fn http_get(url: &str, timeout: Duration, limit: usize) -> Result<(u16, Vec<u8>), String> {
+pub async fn http_get(url: &str, timeout: Duration, limit: usize) -> Result<(u16, Vec<u8>), ReachError> {
     get(url, timeout, limit).await
 }
 
-async fn get(url: &str, timeout: Duration, limit: usize) -> Result<(u16, Vec<u8>), String> {
-    let uri: hyper::Uri = url.parse().map_err(|_| "not a valid URL".to_string())?;
+async fn get(url: &str, timeout: Duration, limit: usize) -> Result<(u16, Vec<u8>), ReachError> {
+    let uri: hyper::Uri = url.parse().map_err(|_| ReachError::BadUrl)?;
     if uri.scheme_str() != Some("http") {
-        return Err("only http:// URLs are supported".to_string());
+        return Err(ReachError::NotHttp);
     }
-    let authority = uri
-        .authority()
-        .ok_or_else(|| "the URL has no host".to_string())?
-        .clone();
+    let authority = uri.authority().ok_or(ReachError::NoHost)?.clone();
     let port = uri.port_u16().unwrap_or(80);
     let host = authority
         .host()
@@ -48,17 +70,17 @@ async fn get(url: &str, timeout: Duration, limit: usize) -> Result<(u16, Vec<u8>
     let attempt = async move {
         let stream = TcpStream::connect((host.as_str(), port))
             .await
-            .map_err(|err| err.to_string())?;
+            .map_err(ReachError::Connect)?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|err| err.to_string())?;
+            .map_err(ReachError::Http)?;
         tokio::spawn(connection);
         let request = Request::get(path)
             .header(hyper::header::HOST, authority.as_str())
             .header(hyper::header::USER_AGENT, "supervisor")
             .body(Empty::<Bytes>::new())
-            .map_err(|err| err.to_string())?;
-        let mut response = sender.send_request(request).await.map_err(|err| err.to_string())?;
+            .map_err(ReachError::Request)?;
+        let mut response = sender.send_request(request).await.map_err(ReachError::Http)?;
         let status = response.status().as_u16();
         let mut body = Vec::new();
         while body.len() < limit {
@@ -76,7 +98,7 @@ async fn get(url: &str, timeout: Duration, limit: usize) -> Result<(u16, Vec<u8>
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no answer within {}", humantime::format_duration(timeout))),
+        Err(_) => Err(ReachError::AnswerTimeout(timeout)),
     }
 }
 
@@ -135,14 +157,14 @@ pub fn without_credentials(url: &str) -> String {
 
 /// A `wait_for` or probe target is reachable: TCP connects (`tcp://`, a
 /// service URL), HTTP answers 2xx/3xx.
-pub async fn target(target: &str, timeout: Duration) -> Result<(), String> {
+pub async fn target(target: &str, timeout: Duration) -> Result<(), ReachError> {
     if !target.starts_with("http://") {
-        let address = service_address(target).ok_or_else(|| "not a reachable target".to_string())?;
+        let address = service_address(target).ok_or(ReachError::NotATarget)?;
         return tcp(&address, timeout).await;
     }
     match http_status(target, timeout).await? {
         200..=399 => Ok(()),
-        code => Err(format!("answered {code}")),
+        code => Err(ReachError::Status(code)),
     }
 }
 

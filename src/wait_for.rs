@@ -14,7 +14,8 @@ use crate::reach;
 pub struct WaitError {
     pub target: String,
     pub waited: Duration,
-    pub last_error: String,
+    #[source]
+    pub last_error: reach::ReachError,
 }
 
 /// Waits until every target answers, or fails naming the first that never did.
