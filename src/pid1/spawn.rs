@@ -194,13 +194,7 @@ fn guard(parent: libc::pid_t, command: libc::pid_t) -> ! {
     unsafe {
         // Every signal is received by sigtimedwait, none acts: the stop signals
         // meant for the command reach this process too, as it leads the group.
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &every_signal as *const u64,
-            std::ptr::null_mut::<u64>(),
-            8usize,
-        );
+        set_mask(libc::SIG_SETMASK, every_signal);
         // Nothing of ours stays open here: the command's pipes must end when it
         // does, std's exec-status pipe must close, and no socket of ours (the
         // lock session, the health listener) may outlive us through this copy.
@@ -245,22 +239,8 @@ fn mirror_exit(status: libc::c_int) -> ! {
     unsafe {
         if libc::WIFSIGNALED(status) {
             let signal = libc::WTERMSIG(status);
-            let default_action = [0u64; 4];
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                signal,
-                default_action.as_ptr(),
-                std::ptr::null_mut::<u64>(),
-                8usize,
-            );
-            let only: u64 = 1 << (signal - 1);
-            libc::syscall(
-                libc::SYS_rt_sigprocmask,
-                libc::SIG_UNBLOCK,
-                &only as *const u64,
-                std::ptr::null_mut::<u64>(),
-                8usize,
-            );
+            set_default_action(signal);
+            set_mask(libc::SIG_UNBLOCK, 1 << (signal - 1));
             libc::kill(libc::getpid(), signal);
             libc::_exit(128 + signal);
         }
@@ -291,41 +271,49 @@ pub async fn kill_group_and_wait(leader: Pid, within: std::time::Duration) -> bo
 /// syscalls, because glibc refuses to touch its internal signals (32, 33),
 /// which may have come to us blocked or ignored.
 fn reset_signal_state() -> std::io::Result<()> {
+    for signal in 1..=64 {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            set_default_action(signal);
+        }
+    }
+    if set_mask(libc::SIG_SETMASK, 0) == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// SIG_DFL for `signal`, by raw syscall (async-signal-safe; glibc would
+/// refuse its internal signals 32 and 33).
+fn set_default_action(signal: libc::c_int) {
     // Zeroed, this is SIG_DFL with no flags and an empty mask; 4 words cover
     // the kernel's `struct sigaction` on every 64-bit Linux.
     let default_action = [0u64; 4];
-    for signal in 1..=64 {
-        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: rt_sigaction reads a kernel `struct sigaction` (at most 32 bytes)
-        // from `default_action` and writes nothing, as the old-action pointer is null.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                signal,
-                default_action.as_ptr(),
-                std::ptr::null_mut::<u64>(),
-                std::mem::size_of::<u64>(),
-            )
-        };
-    }
-    let empty: u64 = 0;
-    // SAFETY: rt_sigprocmask reads 8 bytes from `empty` (the kernel's sigset size
-    // on Linux) and writes nothing, as the old-set pointer is null.
-    let rc = unsafe {
+    // SAFETY: rt_sigaction reads a kernel `struct sigaction` (at most 32 bytes)
+    // from `default_action` and writes nothing, as the old-action pointer is null.
+    unsafe {
         libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty as *const u64,
+            libc::SYS_rt_sigaction,
+            signal,
+            default_action.as_ptr(),
             std::ptr::null_mut::<u64>(),
             std::mem::size_of::<u64>(),
         )
     };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
+}
+
+/// `rt_sigprocmask(how, set)` by raw syscall; 0 on success.
+fn set_mask(how: libc::c_int, set: u64) -> libc::c_long {
+    // SAFETY: rt_sigprocmask reads 8 bytes from `set` (the kernel's sigset size
+    // on Linux) and writes nothing, as the old-set pointer is null.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            &set as *const u64,
+            std::ptr::null_mut::<u64>(),
+            std::mem::size_of::<u64>(),
+        )
     }
 }
 
