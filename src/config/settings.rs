@@ -21,6 +21,17 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// `SUPERVISOR_LOG_FORMAT`'s value: `text` (or empty) or `json`, any case.
+    pub fn parse(value: &str) -> Option<LogFormat> {
+        match value.to_ascii_lowercase().as_str() {
+            "" | "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct RawSettings {
     config: Option<String>,
@@ -68,16 +79,11 @@ impl Settings {
                 variable: "SUPERVISOR_*".to_string(),
                 message: format!("cannot be read: {err}"),
             })?;
-        let log_format = match raw.log_format.as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("") | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(_) => {
-                return Err(ConfigError::Setting {
-                    variable: "SUPERVISOR_LOG_FORMAT".to_string(),
-                    message: "must be \"text\" or \"json\"".to_string(),
-                })
-            }
-        };
+        let log_format =
+            LogFormat::parse(raw.log_format.as_deref().unwrap_or("")).ok_or_else(|| ConfigError::Setting {
+                variable: "SUPERVISOR_LOG_FORMAT".to_string(),
+                message: "must be \"text\" or \"json\"".to_string(),
+            })?;
         let non_empty = |value: Option<String>| value.filter(|value| !value.is_empty());
         let health_listen = match non_empty(raw.health_listen) {
             Some(text) => Some(super::parse_listen(&text).map_err(|message| ConfigError::Setting {

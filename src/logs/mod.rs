@@ -180,7 +180,9 @@ impl Output {
 /// from the environment directly: the error may be that the settings could
 /// not be read at all).
 pub fn fatal_line(error: &dyn std::fmt::Display, exit_code: i32) -> Vec<u8> {
-    let json = std::env::var("SUPERVISOR_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    let json = std::env::var("SUPERVISOR_LOG_FORMAT").is_ok_and(|format| {
+        crate::config::settings::LogFormat::parse(&format) == Some(crate::config::settings::LogFormat::Json)
+    });
     if !json {
         return format!("error: {error}\n").into_bytes();
     }
