@@ -28,7 +28,8 @@ pub struct PlannedProcess {
 /// `PORT` when `port` is set) and its probes with `${…}` expanded from it.
 #[derive(Debug)]
 pub struct PlannedInstance {
-    pub env: Vec<(OsString, OsString)>,
+    /// Shared with its probe tasks, which start again with every run.
+    pub env: Arc<Vec<(OsString, OsString)>>,
     pub ready: Option<Probe>,
     pub live: Option<Probe>,
 }
@@ -214,7 +215,7 @@ pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Plan, Conf
             }
             let [ready, live] = probes;
             each.push(PlannedInstance {
-                env: child_env,
+                env: Arc::new(child_env),
                 ready,
                 live,
             });

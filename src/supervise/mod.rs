@@ -394,7 +394,7 @@ impl Supervisor {
             return;
         };
         let context = probes::Context {
-            env: Arc::new(planned.env.clone()),
+            env: planned.env.clone(),
             cwd: process.config.cwd.clone(),
             reaper: self.reaper.clone(),
         };
