@@ -46,15 +46,11 @@ pub async fn tcp(address: &str, timeout: Duration) -> Result<(), ReachError> {
 
 /// GETs `url` (http:// only) and returns the status code.
 pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, ReachError> {
-    get(url, timeout, 0).await.map(|(status, _)| status)
+    http_get(url, timeout, 0).await.map(|(status, _)| status)
 }
 
 /// GETs `url` and returns the status and the first `limit` bytes of the body.
 pub async fn http_get(url: &str, timeout: Duration, limit: usize) -> Result<(u16, Vec<u8>), ReachError> {
-    get(url, timeout, limit).await
-}
-
-async fn get(url: &str, timeout: Duration, limit: usize) -> Result<(u16, Vec<u8>), ReachError> {
     let uri: hyper::Uri = url.parse().map_err(|_| ReachError::BadUrl)?;
     if uri.scheme_str() != Some("http") {
         return Err(ReachError::NotHttp);
