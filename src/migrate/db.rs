@@ -692,7 +692,7 @@ async fn pg_connect(url: &DatabaseUrl, application_name: &str) -> Result<PgConne
         .application_name(application_name)
         .extra_float_digits(None)
         .disable_statement_logging();
-    let settings = tls::Settings::read(options.get_ssl_mode(), url.raw());
+    let settings = tls::Settings::read(options.get_ssl_mode(), url);
     let plan = match options.get_socket() {
         // libpq never uses TLS over a Unix socket.
         Some(_) => tls::Plan::Sqlx,

@@ -30,6 +30,8 @@ use sqlx::postgres::PgSslMode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::url::DatabaseUrl;
+
 /// Problems with TLS that no retry can mend.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -88,16 +90,10 @@ pub enum Plan {
 impl Settings {
     /// `mode` is sqlx's reading of the URL; the file parameters are read
     /// from the query string, else from libpq's environment variables.
-    pub fn read(mode: PgSslMode, raw_url: &str) -> Settings {
-        let query = raw_url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    pub fn read(mode: PgSslMode, url: &DatabaseUrl) -> Settings {
         let param = |name: &str, var: &str| {
-            query
-                .split('&')
-                .filter_map(|pair| pair.split_once('='))
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| {
-                    PathBuf::from(percent_encoding::percent_decode_str(value).decode_utf8_lossy().as_ref())
-                })
+            url.parameter(name)
+                .map(PathBuf::from)
                 .or_else(|| std::env::var_os(var).map(PathBuf::from))
         };
         Settings {

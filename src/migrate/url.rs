@@ -65,9 +65,7 @@ impl DatabaseUrl {
         };
         let (database, query) = path.split_once('?').unwrap_or((path, ""));
         let mut secrets = Vec::new();
-        let from_query = query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
+        let from_query = parameters(query)
             .filter(|(key, _)| *key == "password")
             .map(|(_, value)| value.to_string());
         for written in password.into_iter().chain(from_query) {
@@ -103,12 +101,27 @@ impl DatabaseUrl {
         &self.raw
     }
 
+    /// A query parameter (`?sslrootcert=…`), percent-decoded.
+    pub fn parameter(&self, name: &str) -> Option<String> {
+        let query = self.raw.split_once('?').map_or("", |(_, query)| query);
+        parameters(query).find(|(key, _)| *key == name).map(|(_, value)| {
+            percent_encoding::percent_decode_str(value)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    }
+
     /// Removes the password from a driver's message, in case it echoed it.
     pub fn scrub(&self, message: &str) -> String {
         self.secrets
             .iter()
             .fold(message.to_string(), |text, secret| text.replace(secret.as_str(), "***"))
     }
+}
+
+/// `key=value` pairs of a query string, as written.
+fn parameters(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query.split('&').filter_map(|pair| pair.split_once('='))
 }
 
 #[cfg(test)]
