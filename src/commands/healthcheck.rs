@@ -39,17 +39,19 @@ pub async fn healthcheck(ctx: Context, url: Option<String>, timeout: Duration) -
 
 /// `SUPERVISOR_HEALTH_LISTEN` > `[health].listen` > the default.
 fn listen_address(ctx: &Context) -> Result<Option<String>, String> {
-    let section = match crate::config::locate(ctx.config_path().as_deref()) {
-        _ if ctx.settings.health_listen.is_some() => crate::config::HealthSection { listen: None },
-        Ok(source) => crate::config::load(source).map_err(|err| err.to_string())?.health,
-        Err(_) => crate::config::HealthSection {
-            listen: Some(crate::config::DEFAULT_HEALTH_LISTEN.to_string()),
-        },
+    let setting = ctx.settings.health_listen.as_ref();
+    // With the setting, which wins anyway, the config is not even looked for.
+    let section = if setting.is_some() {
+        crate::config::HealthSection { listen: None }
+    } else {
+        match crate::config::locate(ctx.config_path().as_deref()) {
+            Ok(source) => crate::config::load(source).map_err(|err| err.to_string())?.health,
+            Err(_) => crate::config::HealthSection {
+                listen: Some(crate::config::DEFAULT_HEALTH_LISTEN.to_string()),
+            },
+        }
     };
-    Ok(crate::config::health_listen(
-        ctx.settings.health_listen.as_ref(),
-        &section,
-    ))
+    Ok(crate::config::health_listen(setting, &section))
 }
 
 fn fail(ctx: &Context, message: &str) -> Outcome {
