@@ -202,17 +202,7 @@ pub fn step(core: &mut Core, input: Input, config: &Process, stopping: bool, now
             vec![Log(Note::Blocked), FailedForGood { code }]
         }
         (State::Running { pid, since, .. }, Input::Stop) => {
-            core.state = State::Stopping {
-                pid,
-                since,
-                deadline: now + config.stop_timeout,
-                killed: config.stop_signal == Signal::SIGKILL,
-                then: Then::Stop,
-            };
-            vec![StopGroup {
-                pid,
-                signal: config.stop_signal,
-            }]
+            vec![begin_stopping(core, pid, since, Then::Stop, config, now)]
         }
         (
             State::Stopping {
@@ -240,6 +230,22 @@ pub fn step(core: &mut Core, input: Input, config: &Process, stopping: bool, now
             vec![KillGroup { pid }]
         }
         _ => Vec::new(),
+    }
+}
+
+/// Sends the run its `stop_signal`, SIGKILL due after `stop_timeout` (at
+/// none when the stop signal is SIGKILL itself).
+fn begin_stopping(core: &mut Core, pid: Pid, since: Instant, then: Then, config: &Process, now: Instant) -> Action {
+    core.state = State::Stopping {
+        pid,
+        since,
+        deadline: now + config.stop_timeout,
+        killed: config.stop_signal == Signal::SIGKILL,
+        then,
+    };
+    Action::StopGroup {
+        pid,
+        signal: config.stop_signal,
     }
 }
 
@@ -287,23 +293,13 @@ fn on_probe(
             };
             counts.live_failures = if passed { 0 } else { counts.live_failures + 1 };
             if counts.live_failures >= probe.failure_threshold {
-                core.state = State::Stopping {
-                    pid,
-                    since,
-                    deadline: now + config.stop_timeout,
-                    killed: config.stop_signal == Signal::SIGKILL,
-                    then: Then::Restart,
-                };
                 return vec![
                     Action::Log(Note::LiveFailed {
                         pid,
                         failures: counts.live_failures,
                     }),
                     Action::EndProbes,
-                    Action::StopGroup {
-                        pid,
-                        signal: config.stop_signal,
-                    },
+                    begin_stopping(core, pid, since, Then::Restart, config, now),
                 ];
             }
         }
