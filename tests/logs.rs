@@ -79,11 +79,7 @@ fn json_lines_carry_process_instance_stream_and_message() {
         .args(["run"])
         .run();
     finished.assert_code(0);
-    let records: Vec<serde_json::Value> = finished
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}")))
-        .collect();
+    let records = json_lines(&finished.stdout);
     assert_eq!(records.len(), 2);
     for record in &records {
         assert_eq!(record["process"], "api");
@@ -98,11 +94,7 @@ fn json_lines_carry_process_instance_stream_and_message() {
     instances.sort();
     assert_eq!(instances, [0, 1]);
     // Our own events are JSON too, on stderr, next to the children's stderr lines.
-    let stderr_records: Vec<serde_json::Value> = finished
-        .stderr
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}")))
-        .collect();
+    let stderr_records = json_lines(&finished.stderr);
     assert!(stderr_records
         .iter()
         .any(|r| r["stream"] == "stderr" && r["message"] == "oops"));
@@ -132,11 +124,7 @@ fn json_mode_embeds_json_lines_drops_cr_and_reports_fatal_errors_as_json() {
         .args(["run"])
         .run();
     finished.assert_code(0);
-    let records: Vec<serde_json::Value> = finished
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}")))
-        .collect();
+    let records = json_lines(&finished.stdout);
     assert_eq!(records.len(), 3, "{}", finished.stdout);
     assert_eq!(records[0]["message"]["level"], 30, "{}", finished.stdout);
     assert_eq!(records[0]["message"]["msg"], "listening");
@@ -180,4 +168,11 @@ fn prefixes_line_up() {
     let raw = run.stdout.raw();
     assert!(raw.contains("web.0    | hello\n"), "{raw:?}");
     assert!(raw.contains("worker.1 | working\n"), "{raw:?}");
+}
+
+/// Every line as JSON; a line that is not JSON fails the test, naming it.
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}")))
+        .collect()
 }
