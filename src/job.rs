@@ -3,25 +3,23 @@
 //! group with its output relayed line by line (`migrate | …`); unlike one,
 //! it is never restarted. Only the reaper waits for it.
 
-use std::ffi::OsString;
+use crate::environment::Environment;
 use std::path::Path;
 use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::config::CommandLine;
 use crate::logs::lines::{self, Label};
 use crate::logs::Output;
 use crate::pid1::spawn::{self, Identity, Spec};
-use crate::pid1::{ExitStatus, Reaper};
+use crate::pid1::{Exit, ExitStatus, Reaper};
 
 pub struct Job {
     pub pid: Pid,
-    exit: oneshot::Receiver<ExitStatus>,
-    status: Option<ExitStatus>,
+    exit: Exit,
     relays: JoinSet<()>,
 }
 
@@ -39,7 +37,7 @@ impl Job {
         label: &str,
         command: &CommandLine,
         cwd: Option<&Path>,
-        env: &[(OsString, OsString)],
+        env: &Environment,
         user: Option<&Identity>,
     ) -> std::io::Result<Job> {
         spawn::check_cwd(cwd)?;
@@ -53,35 +51,22 @@ impl Job {
             take_terminal: false,
             guarded: true,
         });
-        let (tx, exit) = oneshot::channel();
-        let mut child = runner.reaper.spawn(&mut std_command, move |_pid, status| {
-            let _ = tx.send(status);
-        })?;
-        let pid = Pid::from_raw(child.id() as i32);
+        let mut child = runner.reaper.spawn(&mut std_command)?;
         let label = Arc::new(Label::named(label.into(), runner.format));
         let mut relays = JoinSet::new();
         runner
             .output
             .relay_child(&mut child, &label, runner.format, &mut relays);
         Ok(Job {
-            pid,
-            exit,
-            status: None,
+            pid: child.pid,
+            exit: child.exit,
             relays,
         })
     }
 
     /// Waits for the exit and for its last lines. Cancel-safe.
     pub async fn wait(&mut self) -> ExitStatus {
-        let status = match self.status {
-            Some(status) => status,
-            None => {
-                // The sender lives until the reaper reports; a closed channel cannot happen.
-                let status = (&mut self.exit).await.unwrap_or(ExitStatus::Signaled(Signal::SIGKILL));
-                self.status = Some(status);
-                status
-            }
-        };
+        let status = self.exit.wait().await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
             while self.relays.join_next().await.is_some() {}
         })
@@ -118,7 +103,7 @@ impl Drop for Job {
     /// A job abandoned mid-run (the phase was cancelled by a stop signal)
     /// is asked to stop; the final straggler sweep kills what remains.
     fn drop(&mut self) {
-        if self.status.is_none() && self.exit.try_recv().is_err() {
+        if self.exit.status().is_none() {
             spawn::stop_group(self.pid, Signal::SIGTERM);
         }
     }

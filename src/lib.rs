@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod env;
+pub mod environment;
 pub mod error;
 pub mod health;
 pub mod job;

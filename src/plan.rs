@@ -4,11 +4,10 @@
 //! Runs after the environment is validated and before anything starts, so
 //! every problem here is still a config error (exit 78) that starts nothing.
 
-use std::ffi::OsString;
+use crate::environment::Environment;
 use std::sync::Arc;
 
 use crate::config::{validate, Check, Config, ConfigError, Instances, Probe, Problem, Process, Template};
-use crate::env;
 use crate::pid1::spawn::{self, Identity};
 
 /// One `[process.NAME]`, ready to spawn `instances` copies of.
@@ -29,14 +28,14 @@ pub struct PlannedProcess {
 #[derive(Debug)]
 pub struct PlannedInstance {
     /// Shared with its probe tasks, which start again with every run.
-    pub env: Arc<Vec<(OsString, OsString)>>,
+    pub env: Arc<Environment>,
     pub ready: Option<Probe>,
     pub live: Option<Probe>,
 }
 
 impl PlannedProcess {
     /// The whole environment of instance `index`.
-    pub fn env_for(&self, index: u32) -> &[(OsString, OsString)] {
+    pub fn env_for(&self, index: u32) -> &Environment {
         &self.each[index as usize].env
     }
 }
@@ -44,7 +43,7 @@ impl PlannedProcess {
 /// Expands `${…}` in an `http`/`tcp` probe from the process's own environment,
 /// so `http://127.0.0.1:${PORT}/health` follows the port the process was given.
 /// Messages never quote the expanded text.
-fn expand_probe(check: &mut Check, env: &[(OsString, OsString)]) -> Result<(), String> {
+fn expand_probe(check: &mut Check, env: &Environment) -> Result<(), String> {
     let (text, is_valid): (&mut String, fn(&str) -> bool) = match check {
         Check::Http(url) => (url, |url| url.starts_with("http://")),
         Check::Tcp(address) => (address, validate::is_probe_address),
@@ -69,7 +68,7 @@ pub struct WaitTarget {
 }
 
 /// Expands `wait_for`, checking the shape of what the environment filled in.
-fn wait_targets(config: &Config, env: &[(OsString, OsString)], problems: &mut Vec<Problem>) -> Vec<WaitTarget> {
+fn wait_targets(config: &Config, env: &Environment, problems: &mut Vec<Problem>) -> Vec<WaitTarget> {
     let mut targets = Vec::new();
     for target in &config.wait_for {
         let problem = |message: String| Problem {
@@ -99,7 +98,7 @@ pub struct Plan {
 
 /// Builds the plan; `env` is the validated environment, in order.
 /// Every problem, of `wait_for` and of every process, is reported at once.
-pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Plan, ConfigError> {
+pub fn build(config: &Config, env: &Environment) -> Result<Plan, ConfigError> {
     let mut problems = Vec::new();
     let wait_for = wait_targets(config, env, &mut problems);
     let mut planned = Vec::new();
@@ -176,26 +175,26 @@ pub fn build(config: &Config, env: &[(OsString, OsString)]) -> Result<Plan, Conf
                 format!("with {instances} instances the last port would pass 65535"),
             );
         }
-        let mut base: Vec<(OsString, OsString)> = env.to_vec();
+        let mut base = env.clone();
         if let Some(identity) = &user {
-            env::set(&mut base, "HOME", identity.home.clone());
-            env::set(&mut base, "USER", &identity.name);
-            env::set(&mut base, "LOGNAME", &identity.name);
+            base.set("HOME", identity.home.clone());
+            base.set("USER", &identity.name);
+            base.set("LOGNAME", &identity.name);
         }
-        env::set(&mut base, "SUPERVISOR_PROCESS", &process.name);
+        base.set("SUPERVISOR_PROCESS", &process.name);
         let mut each = Vec::new();
         for index in 0..instances {
             // What the process's own `env` values and probes may refer to:
             // the environment, `${SUPERVISOR_INSTANCE}`, and its own `${PORT}`.
             let mut scope = base.clone();
-            env::set(&mut scope, "SUPERVISOR_INSTANCE", index.to_string());
+            scope.set("SUPERVISOR_INSTANCE", index.to_string());
             if let Some(port) = port {
-                env::set(&mut scope, "PORT", (port + index).min(65535).to_string());
+                scope.set("PORT", (port + index).min(65535).to_string());
             }
             let mut child_env = scope.clone();
             for (name, template) in &process.env {
                 match template.expand(&scope) {
-                    Ok(value) => env::set(&mut child_env, name, value),
+                    Ok(value) => child_env.set(name, value),
                     // The same template fails the same way for every instance: say it once.
                     Err(err) if index == 0 => {
                         report(None, format!("process.{}.env.{name}", process.name), err.to_string())

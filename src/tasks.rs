@@ -4,12 +4,11 @@
 //! replicas take turns (the task itself must still be idempotent: every
 //! replica runs it once).
 
-use std::ffi::OsString;
+use crate::environment::Environment;
 
 use crate::config::Task;
-use crate::env;
 use crate::job::{Job, Runner};
-use crate::pid1::spawn;
+use crate::pid1::{spawn, ExitStatus};
 
 /// The tasks that apply in `context`, split into (under the lock, after it).
 pub fn for_context<'a>(tasks: &'a [Task], context: &str) -> (Vec<&'a Task>, Vec<&'a Task>) {
@@ -24,21 +23,24 @@ pub fn for_context<'a>(tasks: &'a [Task], context: &str) -> (Vec<&'a Task>, Vec<
 }
 
 /// Starts `task` with the validated environment plus its own `env`.
-pub fn start(runner: &Runner<'_>, task: &Task, env: &[(OsString, OsString)]) -> std::io::Result<Job> {
+pub fn start(runner: &Runner<'_>, task: &Task, env: &Environment) -> Result<Job, TaskError> {
     let base = env;
-    let mut env = env.to_vec();
-    for (name, template) in &task.env {
-        let value = template
-            .expand(base)
-            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("env.{name}: {err}")))?;
-        env::set(&mut env, name, value);
+    let mut env = env.clone();
+    for (key, template) in &task.env {
+        let value = template.expand(base).map_err(|source| TaskError::Env {
+            name: task.name.clone(),
+            key: key.clone(),
+            source,
+        })?;
+        env.set(key, value);
     }
-    env::set(&mut env, "SUPERVISOR_PROCESS", format!("task.{}", task.name));
+    env.set("SUPERVISOR_PROCESS", format!("task.{}", task.name));
     let user = match &task.user {
-        Some(name) => Some(
-            // Checked when the config was loaded; a user removed since is still named.
-            spawn::resolve_user(name).map_err(std::io::Error::other)?,
-        ),
+        // Checked when the config was loaded; a user removed since is still named.
+        Some(user) => Some(spawn::resolve_user(user).map_err(|source| TaskError::User {
+            name: task.name.clone(),
+            source,
+        })?),
         None => None,
     };
     Job::start(
@@ -49,15 +51,41 @@ pub fn start(runner: &Runner<'_>, task: &Task, env: &[(OsString, OsString)]) -> 
         &env,
         user.as_ref(),
     )
+    .map_err(|source| TaskError::Spawn {
+        name: task.name.clone(),
+        command: task.command.to_string(),
+        source,
+    })
+}
+
+/// The one verdict on a task's run, under the lock or after it: exit 0 or the run stops.
+pub fn judge(task: &Task, status: ExitStatus) -> Result<(), TaskError> {
+    if !status.success() {
+        return Err(TaskError::Failed {
+            name: task.name.clone(),
+            command: task.command.to_string(),
+            code: status.code(),
+        });
+    }
+    tracing::info!(task = %task.name, "task finished");
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    #[error("task.{name}: cannot start `{command}`: {error}")]
+    #[error("task.{name}.env.{key}: {source}")]
+    Env {
+        name: String,
+        key: String,
+        source: crate::config::interpolate::TemplateError,
+    },
+    #[error("task.{name}.user: {source}")]
+    User { name: String, source: spawn::UserError },
+    #[error("task.{name}: cannot start `{command}`: {source}")]
     Spawn {
         name: String,
         command: String,
-        error: std::io::Error,
+        source: std::io::Error,
     },
     #[error("task.{name}: `{command}` exited with code {code}")]
     Failed { name: String, command: String, code: i32 },
@@ -66,31 +94,20 @@ pub enum TaskError {
 impl TaskError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            TaskError::Spawn { error, .. } => spawn::spawn_error_code(error),
+            // SPEC §7: what the config names and cannot be had is a config error.
+            TaskError::Env { .. } | TaskError::User { .. } => 78,
+            TaskError::Spawn { source, .. } => spawn::spawn_error_code(source),
             TaskError::Failed { code, .. } => *code,
         }
     }
 }
 
 /// Runs `tasks` one after another; the first failure stops the run.
-pub async fn run(runner: &Runner<'_>, tasks: &[&Task], env: &[(OsString, OsString)]) -> Result<(), TaskError> {
+pub async fn run(runner: &Runner<'_>, tasks: &[&Task], env: &Environment) -> Result<(), TaskError> {
     for task in tasks {
-        let command = task.command.to_string();
         tracing::info!(task = %task.name, "running task");
-        let mut job = start(runner, task, env).map_err(|error| TaskError::Spawn {
-            name: task.name.clone(),
-            command: command.clone(),
-            error,
-        })?;
-        let status = job.wait().await;
-        if !status.success() {
-            return Err(TaskError::Failed {
-                name: task.name.clone(),
-                command,
-                code: status.code(),
-            });
-        }
-        tracing::info!(task = %task.name, "task finished");
+        let status = start(runner, task, env)?.wait().await;
+        judge(task, status)?;
     }
     Ok(())
 }

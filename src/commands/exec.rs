@@ -40,23 +40,15 @@ pub async fn exec(mut ctx: Context, context: Option<String>, argv: Vec<OsString>
         take_terminal,
         guarded: false,
     });
-    let (exit_tx, mut exited) = tokio::sync::oneshot::channel();
-    let child = ctx
-        .reaper
-        .spawn(&mut command, move |_pid, status| {
-            let _ = exit_tx.send(status);
-        })
-        .map_err(|source| Error::Exec {
-            program: argv[0].clone(),
-            source,
-        })?;
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    drop(child);
+    let crate::pid1::Child { pid, mut exit, .. } = ctx.reaper.spawn(&mut command).map_err(|source| Error::Exec {
+        program: argv[0].clone(),
+        source,
+    })?;
 
     let status = loop {
         tokio::select! {
             biased;
-            Ok(status) = &mut exited => break status,
+            status = exit.wait() => break status,
             Some(signal) = ctx.signals.recv() => match meaning(signal) {
                 Meaning::Stop | Meaning::Forward => spawn::signal_group(pid, signal),
                 Meaning::Ignore => {}

@@ -46,7 +46,7 @@ async fn print_status(
     ctx: &Context,
     config: &config::Config,
     section: &config::MigrateSection,
-    env: &[(std::ffi::OsString, std::ffi::OsString)],
+    env: &crate::environment::Environment,
 ) -> Result<Outcome, Error> {
     let url = migrate::database_url(section, env)?;
     let migrations = match &section.dir {

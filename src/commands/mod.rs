@@ -63,7 +63,7 @@ impl Context {
     /// schema, `--context` > `SUPERVISOR_CONTEXT` > the context variable > production.
     pub fn context(
         &self,
-        environment: &crate::env::Environment,
+        environment: &crate::env::Validated,
         section: &crate::config::EnvSection,
         flag: Option<&str>,
     ) -> String {
@@ -73,7 +73,7 @@ impl Context {
         let variable = section
             .context_var
             .as_deref()
-            .and_then(|var| Some((var, crate::env::lookup_text(&environment.vars, var)?)));
+            .and_then(|var| Some((var, environment.vars.text(var)?)));
         let inputs = crate::env::ContextInputs {
             flag,
             setting: self.settings.context.as_deref(),
@@ -106,7 +106,7 @@ impl Context {
         section: &crate::config::EnvSection,
         flag: Option<&str>,
         keep_invalid: bool,
-    ) -> Result<crate::env::Environment, crate::env::EnvError> {
+    ) -> Result<crate::env::Validated, crate::env::EnvError> {
         let inputs = crate::env::ContextInputs {
             flag,
             setting: self.settings.context.as_deref(),

@@ -7,7 +7,7 @@
 //! default is an error rather than an empty string: a silently empty port or
 //! path is the bug this tool exists to prevent.
 
-use std::ffi::OsString;
+use crate::environment::Environment;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
@@ -86,13 +86,13 @@ impl Template {
 
     /// Expands against `env` (the last setting of a name wins, as everywhere
     /// we carry an environment). An empty value counts as unset, as in the shell's `:-`.
-    pub fn expand(&self, env: &[(OsString, OsString)]) -> Result<String, TemplateError> {
+    pub fn expand(&self, env: &Environment) -> Result<String, TemplateError> {
         let mut out = String::new();
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.push_str(text),
                 Piece::Var { name, default } => {
-                    let value = crate::env::lookup(env, name).filter(|v| !v.is_empty());
+                    let value = env.get(name).filter(|v| !v.is_empty());
                     match (value, default) {
                         (Some(value), _) => {
                             out.push_str(value.to_str().ok_or_else(|| TemplateError::NotUnicode(name.clone()))?)
@@ -111,8 +111,8 @@ impl Template {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        pairs.iter().copied().collect()
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod example;
 pub mod report;
 pub mod schema;
 
+use crate::environment::Environment;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
@@ -60,8 +61,8 @@ pub enum EnvError {
 
 /// What the children get, and the report it was checked with.
 #[derive(Debug)]
-pub struct Environment {
-    pub vars: Vec<(OsString, OsString)>,
+pub struct Validated {
+    pub vars: Environment,
     /// `None` when no schema is configured.
     pub report: Option<Report>,
 }
@@ -75,16 +76,16 @@ pub struct ContextInputs<'a> {
 /// Builds and validates the environment. With `keep_invalid`, an invalid
 /// environment is returned with its report instead of as an error (for
 /// `check-env`, which prints either way).
-pub fn build(section: &EnvSection, context: &ContextInputs<'_>, keep_invalid: bool) -> Result<Environment, EnvError> {
-    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+pub fn build(section: &EnvSection, context: &ContextInputs<'_>, keep_invalid: bool) -> Result<Validated, EnvError> {
+    let mut vars = Environment::inherited();
     apply_files(&mut vars, &section.files)?;
     let Some(schema_path) = &section.schema else {
-        return Ok(Environment { vars, report: None });
+        return Ok(Validated { vars, report: None });
     };
     let schema = Schema::load(&shown(schema_path))?;
     let report = validate(&schema, &mut vars, section.context_var.as_deref(), context)?;
     if report.is_ok() || keep_invalid {
-        Ok(Environment {
+        Ok(Validated {
             vars,
             report: Some(report),
         })
@@ -94,8 +95,8 @@ pub fn build(section: &EnvSection, context: &ContextInputs<'_>, keep_invalid: bo
 }
 
 /// Adds the variables of each dotenv file that the real environment does not set.
-fn apply_files(vars: &mut Vec<(OsString, OsString)>, files: &[PathBuf]) -> Result<(), EnvError> {
-    let real: Vec<OsString> = vars.iter().map(|(k, _)| k.clone()).collect();
+fn apply_files(vars: &mut Environment, files: &[PathBuf]) -> Result<(), EnvError> {
+    let real: Vec<OsString> = vars.names().map(OsStr::to_owned).collect();
     let mut problems = Vec::new();
     for path in files {
         let text = match std::fs::read(path) {
@@ -112,7 +113,7 @@ fn apply_files(vars: &mut Vec<(OsString, OsString)>, files: &[PathBuf]) -> Resul
             Ok(assignments) => {
                 for assignment in assignments {
                     if !real.iter().any(|k| *k == *assignment.key) {
-                        set(vars, &assignment.key, assignment.value);
+                        vars.set(&assignment.key, assignment.value);
                     }
                 }
             }
@@ -131,27 +132,11 @@ fn shown(path: &Path) -> PathBuf {
     path.strip_prefix(".").unwrap_or(path).to_path_buf()
 }
 
-/// The value of `name` in an environment list (the last one wins, as in `execve`).
-pub fn lookup<'a>(vars: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
-    vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_os_str())
-}
-
-/// `name`'s value as text, when it is set, non-empty and UTF-8.
-pub fn lookup_text<'a>(vars: &'a [(OsString, OsString)], name: &str) -> Option<&'a str> {
-    lookup(vars, name).and_then(OsStr::to_str).filter(|v| !v.is_empty())
-}
-
-/// Sets `name`, replacing any earlier value.
-pub fn set(vars: &mut Vec<(OsString, OsString)>, name: &str, value: impl Into<OsString>) {
-    vars.retain(|(k, _)| k != name);
-    vars.push((name.into(), value.into()));
-}
-
 /// Picks the context (SPEC §3): `--context` > `SUPERVISOR_CONTEXT` > the
 /// context variable > its schema default > production.
 fn resolve_context(
     schema: &Schema,
-    vars: &[(OsString, OsString)],
+    vars: &Environment,
     context_var: Option<&str>,
     inputs: &ContextInputs<'_>,
 ) -> Result<(String, ContextSource), EnvError> {
@@ -180,7 +165,7 @@ fn resolve_context(
         .and_then(Value::as_str);
     // A value outside the enum is reported by the schema; the rest is
     // checked in the default context, failing safe.
-    let variable = context_var.and_then(|var| Some((var, lookup_text(vars, var).filter(|value| known(value))?)));
+    let variable = context_var.and_then(|var| Some((var, vars.text(var).filter(|value| known(value))?)));
     Ok(pick_context(inputs, variable, schema_default))
 }
 
@@ -209,7 +194,7 @@ pub fn pick_context(
 /// Checks the declared variables and applies defaults into `vars`.
 pub fn validate(
     schema: &Schema,
-    vars: &mut Vec<(OsString, OsString)>,
+    vars: &mut Environment,
     context_var: Option<&str>,
     inputs: &ContextInputs<'_>,
 ) -> Result<Report, EnvError> {
@@ -233,14 +218,15 @@ pub fn validate(
         let raw = if Some(name.as_str()) == context_var {
             match source {
                 ContextSource::Flag | ContextSource::Setting => Some(OsString::from(&context)),
-                ContextSource::Variable(_) => lookup(vars, name).map(ToOwned::to_owned),
-                ContextSource::SchemaDefault | ContextSource::Fallback => lookup(vars, name)
+                ContextSource::Variable(_) => vars.get(name).map(ToOwned::to_owned),
+                ContextSource::SchemaDefault | ContextSource::Fallback => vars
+                    .get(name)
                     .filter(|v| !v.is_empty())
                     .map(ToOwned::to_owned)
                     .or_else(|| Some(OsString::from(&context))),
             }
         } else {
-            lookup(vars, name).map(ToOwned::to_owned)
+            vars.get(name).map(ToOwned::to_owned)
         };
         let context_required = property.required_in.contains(&context);
         match raw.as_ref().filter(|v| !v.is_empty()) {
@@ -295,13 +281,13 @@ pub fn validate(
     problems.dedup();
 
     for (name, value) in defaults {
-        set(vars, &name, value);
+        vars.set(&name, value);
     }
     if let Some(var) = context_var {
-        if lookup(vars, var).and_then(OsStr::to_str) != Some(context.as_str())
+        if vars.get(var).and_then(OsStr::to_str) != Some(context.as_str())
             && !matches!(source, ContextSource::Variable(_))
         {
-            set(vars, var, context.clone());
+            vars.set(var, context.clone());
         }
     }
     Ok(Report {
@@ -321,11 +307,11 @@ mod tests {
         Schema::from_document(Path::new("s.json"), document).unwrap()
     }
 
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    fn vars(pairs: &[(&str, &str)]) -> Environment {
+        pairs.iter().copied().collect()
     }
 
-    fn check(schema: &Schema, env: &[(&str, &str)], flag: Option<&str>) -> (Report, Vec<(OsString, OsString)>) {
+    fn check(schema: &Schema, env: &[(&str, &str)], flag: Option<&str>) -> (Report, Environment) {
         let mut env = vars(env);
         let inputs = ContextInputs { flag, setting: None };
         let report = validate(schema, &mut env, Some("APP_ENV"), &inputs).unwrap();
@@ -365,8 +351,8 @@ mod tests {
         assert!(report.is_ok());
         // Defaults and the context in force reach the children.
         let env: Vec<(String, String)> = env
-            .into_iter()
-            .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))
+            .iter()
+            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
             .collect();
         for pair in [("KEY", "dev-key"), ("PORT", "3000"), ("APP_ENV", "development")] {
             assert!(
@@ -391,7 +377,7 @@ mod tests {
     #[test]
     fn an_unknown_flag_is_a_usage_error() {
         let schema = schema(contexts());
-        let mut env = Vec::new();
+        let mut env = Environment::default();
         let inputs = ContextInputs {
             flag: Some("prod"),
             setting: None,

@@ -129,20 +129,14 @@ impl Output {
     /// line by line, to our own stream of the same name.
     pub fn relay_child(
         &self,
-        child: &mut std::process::Child,
+        child: &mut crate::pid1::Child,
         label: &std::sync::Arc<lines::Label>,
         format: lines::Format,
         relays: &mut tokio::task::JoinSet<()>,
     ) {
         let pipes = [
-            (
-                child.stdout.take().map(std::os::fd::OwnedFd::from),
-                lines::Stream::Stdout,
-            ),
-            (
-                child.stderr.take().map(std::os::fd::OwnedFd::from),
-                lines::Stream::Stderr,
-            ),
+            (child.stdout.take(), lines::Stream::Stdout),
+            (child.stderr.take(), lines::Stream::Stderr),
         ];
         for (fd, stream) in pipes {
             let Some(fd) = fd else { continue };

@@ -12,7 +12,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{ConnectOptions, Connection, Row};
 
-use super::native::Migration;
+use super::native::{Applied, Migration};
 use super::tls;
 use super::url::{Backend, DatabaseUrl};
 
@@ -58,15 +58,6 @@ impl LockKey {
     fn oids(&self) -> (i64, i64) {
         (i64::from(self.class as u32), i64::from(self.object as u32))
     }
-}
-
-/// One applied migration, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Applied {
-    pub version: i64,
-    pub name: String,
-    pub checksum: String,
-    pub applied_at: String,
 }
 
 /// What `_supervisor_migrate_state` says of the migration command.

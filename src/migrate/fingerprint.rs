@@ -7,16 +7,34 @@ use std::path::{Component, Path, PathBuf};
 use globset::{Glob, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 
+#[derive(Debug, thiserror::Error)]
+pub enum FingerprintError {
+    #[error("invalid pattern {pattern:?}: {source}")]
+    Pattern { pattern: String, source: globset::Error },
+    #[error("{0}")]
+    Walk(#[from] walkdir::Error),
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{pattern:?} matches no file under {}: a typo here would skip every future migration", base.display())]
+    NoMatch { pattern: String, base: PathBuf },
+}
+
 /// SHA-256 over the command and the sorted (path, content hash) pairs of
 /// every file under `base` matching one of `patterns`. A pattern that matches
 /// no file is refused: with a typo there (`prisma/migration/**`) the hash
 /// would never change again and every later migration would be skipped.
-pub fn compute(command: &str, patterns: &[String], base: &Path) -> Result<String, String> {
+pub fn compute(command: &str, patterns: &[String], base: &Path) -> Result<String, FingerprintError> {
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
-        builder.add(Glob::new(pattern).map_err(|err| format!("invalid pattern {pattern:?}: {err}"))?);
+        builder.add(Glob::new(pattern).map_err(|source| FingerprintError::Pattern {
+            pattern: pattern.clone(),
+            source,
+        })?);
     }
-    let set = builder.build().map_err(|err| err.to_string())?;
+    let set = builder.build().map_err(|source| FingerprintError::Pattern {
+        pattern: patterns.join(", "),
+        source,
+    })?;
     let mut files: Vec<(String, String)> = Vec::new();
     let mut matched = vec![false; patterns.len()];
     for root in patterns.iter().map(|p| literal_prefix(p)) {
@@ -25,7 +43,7 @@ pub fn compute(command: &str, patterns: &[String], base: &Path) -> Result<String
             continue;
         }
         for entry in walkdir::WalkDir::new(&start).follow_links(false) {
-            let entry = entry.map_err(|err| err.to_string())?;
+            let entry = entry?;
             if !entry.file_type().is_file() {
                 continue;
             }
@@ -36,17 +54,19 @@ pub fn compute(command: &str, patterns: &[String], base: &Path) -> Result<String
                 matched[index] = true;
             }
             if !hits.is_empty() && !files.iter().any(|(path, _)| *path == shown) {
-                let content = std::fs::read(entry.path()).map_err(|err| format!("{shown}: {err}"))?;
+                let content = std::fs::read(entry.path()).map_err(|source| FingerprintError::Read {
+                    path: shown.clone(),
+                    source,
+                })?;
                 files.push((shown, hex::encode(Sha256::digest(&content))));
             }
         }
     }
     if let Some(index) = matched.iter().position(|m| !m) {
-        return Err(format!(
-            "{:?} matches no file under {}: a typo here would skip every future migration",
-            patterns[index],
-            base.display()
-        ));
+        return Err(FingerprintError::NoMatch {
+            pattern: patterns[index].clone(),
+            base: base.to_path_buf(),
+        });
     }
     files.sort();
     let mut hasher = Sha256::new();
@@ -109,7 +129,10 @@ mod tests {
         std::fs::write(dir.path().join("prisma/migrations/1.sql"), "x").unwrap();
         let patterns = vec!["prisma/migrations/**".to_string(), "prisma/migration/**".to_string()];
         let error = compute("npx prisma migrate deploy", &patterns, dir.path()).unwrap_err();
-        assert!(error.starts_with("\"prisma/migration/**\" matches no file"), "{error}");
+        assert!(
+            error.to_string().starts_with("\"prisma/migration/**\" matches no file"),
+            "{error}"
+        );
     }
 
     #[test]

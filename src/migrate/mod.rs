@@ -25,7 +25,7 @@ pub mod native;
 pub mod tls;
 pub mod url;
 
-use std::ffi::OsString;
+use crate::environment::Environment;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,12 +57,12 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 pub enum MigrateError {
     #[error("migrate: {var} is not set (it names the database to migrate)")]
     MissingUrl { var: String },
-    #[error("migrate: {var} {reason}")]
-    BadUrl { var: String, reason: String },
+    #[error("migrate: {var} {source}")]
+    BadUrl { var: String, source: url::UrlError },
     #[error("migrate: {}: {reason}", path.display())]
     BadFile { path: PathBuf, reason: String },
-    #[error("migrate.fingerprint: {reason}")]
-    Fingerprint { reason: String },
+    #[error("migrate.fingerprint: {0}")]
+    Fingerprint(#[from] fingerprint::FingerprintError),
     #[error("migrate: {url} goes through a transaction-mode pooler (PgBouncer, Supavisor, RDS Proxy…): two of our connections shared one server session, so the migration lock would not hold\nhint: point [migrate].database_url_env at a direct connection, e.g. `database_url_env = \"DIRECT_URL\"` with DIRECT_URL on the database's own port (5432, not the pooler's 6432/6543); a session-mode pooler works too")]
     Pooler { url: DatabaseUrl },
     #[error("migrate: {url} is not reachable after {}: {error}", humantime::format_duration(*waited))]
@@ -89,8 +89,8 @@ pub enum MigrateError {
     Changed { path: PathBuf, version: i64, hint: String },
     #[error("migrate: `{command}` exited with code {code}")]
     CommandFailed { command: String, code: i32 },
-    #[error("task.{name}: `{command}` exited with code {code}")]
-    TaskFailed { name: String, command: String, code: i32 },
+    #[error(transparent)]
+    Task(#[from] crate::tasks::TaskError),
     #[error("{what}: cannot start `{command}`: {error}")]
     Spawn {
         what: String,
@@ -115,7 +115,8 @@ impl MigrateError {
             | MigrateError::LockTimeout { .. }
             | MigrateError::LockLost { .. } => 69,
             MigrateError::Failed { .. } | MigrateError::Changed { .. } => 65,
-            MigrateError::CommandFailed { code, .. } | MigrateError::TaskFailed { code, .. } => *code,
+            MigrateError::CommandFailed { code, .. } => *code,
+            MigrateError::Task(err) => err.exit_code(),
             MigrateError::Spawn { error, .. } => crate::pid1::spawn::spawn_error_code(error),
             MigrateError::Stopped { signal } => 128 + *signal as i32,
         }
@@ -126,7 +127,7 @@ impl MigrateError {
 pub struct Phase<'a> {
     pub config: &'a MigrateSection,
     pub base_dir: &'a Path,
-    pub env: &'a [(OsString, OsString)],
+    pub env: &'a Environment,
     /// `[task.NAME]` steps with `under_lock`, already filtered by context.
     pub tasks: Vec<&'a Task>,
     pub runner: Runner<'a>,
@@ -251,19 +252,18 @@ struct Wanted<'m> {
 }
 
 /// The database to migrate: `[migrate].database_url_env` in the validated environment.
-pub fn database_url(config: &MigrateSection, env: &[(OsString, OsString)]) -> Result<DatabaseUrl, MigrateError> {
+pub fn database_url(config: &MigrateSection, env: &Environment) -> Result<DatabaseUrl, MigrateError> {
     let var = &config.database_url_env;
-    let raw = crate::env::lookup(env, var)
+    let raw = env
+        .get(var)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| MigrateError::MissingUrl { var: var.clone() })?;
-    let raw = raw.to_str().ok_or_else(|| MigrateError::BadUrl {
+    let bad_url = |source| MigrateError::BadUrl {
         var: var.clone(),
-        reason: "is not valid UTF-8".to_string(),
-    })?;
-    DatabaseUrl::parse(raw).map_err(|reason| MigrateError::BadUrl {
-        var: var.clone(),
-        reason,
-    })
+        source,
+    };
+    let raw = raw.to_str().ok_or(url::UrlError::NotUtf8).map_err(bad_url)?;
+    DatabaseUrl::parse(raw).map_err(bad_url)
 }
 
 /// The hash of the migration command and its `fingerprint` files, when it has them.
@@ -271,7 +271,7 @@ pub fn command_fingerprint(config: &MigrateSection, base_dir: &Path) -> Result<O
     match (&config.command, config.fingerprint.is_empty()) {
         (Some(command), false) => fingerprint::compute(&command.to_string(), &config.fingerprint, base_dir)
             .map(Some)
-            .map_err(|reason| MigrateError::Fingerprint { reason }),
+            .map_err(MigrateError::from),
         _ => Ok(None),
     }
 }
@@ -439,8 +439,14 @@ async fn under_lock(
         let text = command.to_string();
         let started = std::time::Instant::now();
         let locked = Locked { db: &mut *db, key, url };
-        let start = || Job::start(&phase.runner, "migrate", command, None, phase.env, None);
-        let status = locked.run("the migration command", &text, start, signals).await?;
+        let start = || {
+            Job::start(&phase.runner, "migrate", command, None, phase.env, None).map_err(|error| MigrateError::Spawn {
+                what: "the migration command".to_string(),
+                command: text.clone(),
+                error,
+            })
+        };
+        let status = locked.run("the migration command", start, signals).await?;
         if !status.success() {
             return Err(MigrateError::CommandFailed {
                 command: text,
@@ -461,19 +467,10 @@ async fn under_lock(
     }
     for task in &phase.tasks {
         let label = format!("task.{}", task.name);
-        let text = task.command.to_string();
         let locked = Locked { db: &mut *db, key, url };
-        let start = || crate::tasks::start(&phase.runner, task, phase.env);
-        let status = locked.run(&label, &text, start, signals).await?;
-        if !status.success() {
-            return Err(MigrateError::TaskFailed {
-                name: task.name.clone(),
-                command: text,
-                code: status.code(),
-            }
-            .into());
-        }
-        tracing::info!(task = %task.name, "task finished");
+        let start = || crate::tasks::start(&phase.runner, task, phase.env).map_err(MigrateError::from);
+        let status = locked.run(&label, start, signals).await?;
+        crate::tasks::judge(task, status).map_err(MigrateError::from)?;
     }
     if summary.applied.is_empty() && !summary.command_ran {
         tracing::info!(migrations = wanted.migrations.len(), "Database is up to date");
@@ -495,8 +492,7 @@ impl Locked<'_> {
     async fn run(
         self,
         what: &str,
-        command: &str,
-        start: impl FnOnce() -> std::io::Result<Job>,
+        start: impl FnOnce() -> Result<Job, MigrateError>,
         signals: &mut mpsc::UnboundedReceiver<Signal>,
     ) -> Result<crate::pid1::ExitStatus, Failure> {
         let Locked { db, key, url } = self;
@@ -515,14 +511,9 @@ impl Locked<'_> {
             .map_err(sql(url))?;
         let mut job = match start() {
             Ok(job) => job,
-            Err(error) => {
+            Err(err) => {
                 let _ = db.clear_unfinished(lock_name).await;
-                return Err(MigrateError::Spawn {
-                    what: what.to_string(),
-                    command: command.to_string(),
-                    error,
-                }
-                .into());
+                return Err(err.into());
             }
         };
         let ended = lease::hold(db, key, url, &mut job, confirmed, signals).await;

@@ -11,10 +11,18 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::db::Applied;
 use super::MigrateError;
 
 pub const NO_TRANSACTION: &str = "-- supervisor:no-transaction";
+
+/// One applied migration, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub version: i64,
+    pub name: String,
+    pub checksum: String,
+    pub applied_at: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct Migration {

@@ -36,11 +36,11 @@ use super::url::DatabaseUrl;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A certificate or key file named in the URL (or PGSSL*) is missing or bad: 78.
-    #[error("{key} {}: {reason}", path.display())]
+    #[error("{key} {}: {problem}", path.display())]
     File {
         key: &'static str,
         path: PathBuf,
-        reason: String,
+        problem: FileProblem,
     },
     /// sslmode says verify, and there is nothing to verify against: 78.
     #[error("sslmode={mode} needs sslrootcert (the CA certificate, or the server's own self-signed one)")]
@@ -50,6 +50,25 @@ pub enum TlsError {
     /// The server's certificate did not pass: 69, at once.
     #[error("the server's certificate was refused ({reason}); checked against sslrootcert {}", root.display())]
     Refused { reason: String, root: PathBuf },
+}
+
+/// What is wrong with a certificate or key file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileProblem {
+    #[error("does not exist")]
+    Missing,
+    #[error("{0}")]
+    Unreadable(#[source] std::io::Error),
+    #[error("not a PEM file: {0}")]
+    NotPem(#[source] rustls::pki_types::pem::Error),
+    #[error("holds no certificate")]
+    NoCertificate,
+    #[error("unusable: {0}")]
+    Unusable(#[source] rustls::Error),
+    #[error("unusable: {0}")]
+    NoVerifier(#[source] rustls::client::VerifierBuilderError),
+    #[error("given without {0}")]
+    Alone(&'static str),
 }
 
 impl TlsError {
@@ -113,7 +132,7 @@ impl Settings {
                 return Err(TlsError::File {
                     key: "sslrootcert",
                     path: path.clone(),
-                    reason: "does not exist".to_string(),
+                    problem: FileProblem::Missing,
                 })
             }
             Some(path) => {
@@ -134,28 +153,33 @@ impl Settings {
     }
 
     fn client_config(&self, root: &Path, check_hostname: bool) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-        let file_error = |key: &'static str, path: &Path, reason: String| TlsError::File {
-            key,
-            path: path.to_path_buf(),
-            reason,
+        let file_error = |key: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |problem| TlsError::File { key, path, problem }
         };
-        let pem = std::fs::read(root).map_err(|err| file_error("sslrootcert", root, err.to_string()))?;
+        let root_error = || file_error("sslrootcert", root);
+        let pem = std::fs::read(root)
+            .map_err(FileProblem::Unreadable)
+            .map_err(root_error())?;
         let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<_, _>>()
-            .map_err(|err| file_error("sslrootcert", root, format!("not a PEM certificate file: {err}")))?;
+            .map_err(FileProblem::NotPem)
+            .map_err(root_error())?;
         if roots.is_empty() {
-            return Err(file_error("sslrootcert", root, "holds no certificate".to_string()));
+            return Err(root_error()(FileProblem::NoCertificate));
         }
         let mut store = rustls::RootCertStore::empty();
         for cert in &roots {
             store
                 .add(cert.clone())
-                .map_err(|err| file_error("sslrootcert", root, format!("unusable certificate: {err}")))?;
+                .map_err(FileProblem::Unusable)
+                .map_err(root_error())?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
             .build()
-            .map_err(|err| file_error("sslrootcert", root, err.to_string()))?;
+            .map_err(FileProblem::NoVerifier)
+            .map_err(root_error())?;
         let verifier = Arc::new(LibpqVerifier {
             webpki,
             pinned: roots,
@@ -163,29 +187,31 @@ impl Settings {
         });
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|err| file_error("sslrootcert", root, err.to_string()))?
+            .map_err(FileProblem::Unusable)
+            .map_err(root_error())?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
         let config = match (&self.client_cert, &self.client_key) {
             (Some(cert), Some(key)) => {
                 let chain = std::fs::read(cert)
-                    .map_err(|err| err.to_string())
+                    .map_err(FileProblem::Unreadable)
                     .and_then(|pem| {
                         CertificateDer::pem_slice_iter(&pem)
                             .collect::<Result<Vec<_>, _>>()
-                            .map_err(|err| err.to_string())
+                            .map_err(FileProblem::NotPem)
                     })
-                    .map_err(|reason| file_error("sslcert", cert, reason))?;
+                    .map_err(file_error("sslcert", cert))?;
                 let private = std::fs::read(key)
-                    .map_err(|err| err.to_string())
-                    .and_then(|pem| PrivateKeyDer::from_pem_slice(&pem).map_err(|err| err.to_string()))
-                    .map_err(|reason| file_error("sslkey", key, reason))?;
+                    .map_err(FileProblem::Unreadable)
+                    .and_then(|pem| PrivateKeyDer::from_pem_slice(&pem).map_err(FileProblem::NotPem))
+                    .map_err(file_error("sslkey", key))?;
                 builder
                     .with_client_auth_cert(chain, private)
-                    .map_err(|err| file_error("sslcert", cert, err.to_string()))?
+                    .map_err(FileProblem::Unusable)
+                    .map_err(file_error("sslcert", cert))?
             }
-            (Some(cert), None) => return Err(file_error("sslcert", cert, "given without sslkey".to_string())),
-            (None, Some(key)) => return Err(file_error("sslkey", key, "given without sslcert".to_string())),
+            (Some(cert), None) => return Err(file_error("sslcert", cert)(FileProblem::Alone("sslkey"))),
+            (None, Some(key)) => return Err(file_error("sslkey", key)(FileProblem::Alone("sslcert"))),
             (None, None) => builder.with_no_client_auth(),
         };
         Ok(Arc::new(config))

@@ -33,20 +33,25 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
+/// Why a database URL was refused. Never holds any part of the URL: it may carry a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("is not a URL (expected postgres://… or mysql://…)")]
+    NotAUrl,
+    #[error("has an unsupported scheme (expected postgres://, postgresql://, mysql:// or mariadb://)")]
+    UnsupportedScheme,
+    #[error("is not valid UTF-8")]
+    NotUtf8,
+}
+
 impl DatabaseUrl {
     /// Parses `raw`; the error never contains the URL.
-    pub fn parse(raw: &str) -> Result<DatabaseUrl, String> {
-        let (scheme, rest) = raw
-            .split_once("://")
-            .ok_or("is not a URL (expected postgres://… or mysql://…)")?;
+    pub fn parse(raw: &str) -> Result<DatabaseUrl, UrlError> {
+        let (scheme, rest) = raw.split_once("://").ok_or(UrlError::NotAUrl)?;
         let backend = match scheme {
             "postgres" | "postgresql" => Backend::Postgres,
             "mysql" | "mariadb" => Backend::MySql,
-            _ => {
-                return Err(
-                    "has an unsupported scheme (expected postgres://, postgresql://, mysql:// or mariadb://)".into(),
-                )
-            }
+            _ => return Err(UrlError::UnsupportedScheme),
         };
         let (authority, path) = match rest.find('/') {
             Some(at) => (&rest[..at], &rest[at..]),
@@ -137,13 +142,13 @@ mod tests {
         let url = DatabaseUrl::parse("mariadb://root@127.0.0.1:3306/shop").unwrap();
         assert_eq!(url.backend, Backend::MySql);
         assert!(url.raw().starts_with("mysql://"));
-        assert!(DatabaseUrl::parse("redis://x").is_err());
+        assert_eq!(DatabaseUrl::parse("redis://x").err(), Some(UrlError::UnsupportedScheme));
         let url =
             DatabaseUrl::parse("postgres://app:p%40ss%2Fw0rd@db/app?sslmode=require&password=q%26r-token").unwrap();
         assert_eq!(url.to_string(), "postgres://app@db/app");
         for leak in ["p%40ss%2Fw0rd", "p@ss/w0rd", "q%26r-token", "q&r-token"] {
             assert_eq!(url.scrub(&format!("auth failed: {leak}")), "auth failed: ***", "{leak}");
         }
-        assert!(DatabaseUrl::parse("not a url").is_err());
+        assert_eq!(DatabaseUrl::parse("not a url").err(), Some(UrlError::NotAUrl));
     }
 }

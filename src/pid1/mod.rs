@@ -12,7 +12,7 @@ pub mod reaper;
 pub mod signals;
 pub mod spawn;
 
-pub use reaper::{ExitStatus, Reaper};
+pub use reaper::{Child, Exit, ExitStatus, Reaper};
 
 use std::time::Duration;
 

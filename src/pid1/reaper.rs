@@ -9,17 +9,20 @@
 //! `spawn` registers the new pid under the same lock that `reap` holds, so a
 //! child that dies at once cannot be reaped as an unknown orphan before its
 //! owner is on record, and std's own wait after a failed exec never races us.
+//! It hands back a [`Child`]: a pid, its output pipes and an [`Exit`] that
+//! resolves exactly once. There is no `wait` to call by mistake.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::process::{Child, Command};
+use std::os::fd::OwnedFd;
+use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +54,50 @@ impl fmt::Display for ExitStatus {
     }
 }
 
-type OnExit = Box<dyn FnOnce(Pid, ExitStatus) + Send>;
+/// A child we spawned. Dropping it neither waits nor kills: the reaper
+/// still reaps the pid, and nobody hears of it.
+#[derive(Debug)]
+pub struct Child {
+    pub pid: Pid,
+    /// The read ends of its output, when they were piped.
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub exit: Exit,
+}
+
+/// How and when a child ended, told once by the reaper.
+#[derive(Debug)]
+pub struct Exit {
+    reported: oneshot::Receiver<ExitStatus>,
+    status: Option<ExitStatus>,
+}
+
+impl Exit {
+    /// Resolves when the child has been reaped; again at once afterwards. Cancel-safe.
+    pub async fn wait(&mut self) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        // The sender lives in the registry until the pid is reaped: a closed
+        // channel means the reaper itself is gone, and the child with it.
+        let status = (&mut self.reported)
+            .await
+            .unwrap_or(ExitStatus::Signaled(Signal::SIGKILL));
+        self.status = Some(status);
+        status
+    }
+
+    /// The status if the child has been reaped already; never blocks.
+    pub fn status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.reported.try_recv().ok();
+        }
+        self.status
+    }
+}
 
 struct Registry {
-    owners: HashMap<Pid, OnExit>,
+    owners: HashMap<Pid, oneshot::Sender<ExitStatus>>,
 }
 
 /// Shared handle to the reaper; clone it freely.
@@ -85,19 +128,21 @@ impl Reaper {
         self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Spawns `command` and registers `on_exit` for its pid before anyone can reap it.
-    pub fn spawn(
-        &self,
-        command: &mut Command,
-        on_exit: impl FnOnce(Pid, ExitStatus) + Send + 'static,
-    ) -> std::io::Result<Child> {
+    /// Spawns `command`, its pid on record before anyone can reap it.
+    pub fn spawn(&self, command: &mut Command) -> std::io::Result<Child> {
         let mut registry = self.lock();
-        let child = command.spawn()?;
-        registry
-            .owners
-            .insert(Pid::from_raw(child.id() as i32), Box::new(on_exit));
+        let mut child = command.spawn()?;
+        let pid = Pid::from_raw(child.id() as i32);
+        let (tell, reported) = oneshot::channel();
+        registry.owners.insert(pid, tell);
         self.has_children.send_replace(true);
-        Ok(child)
+        Ok(Child {
+            pid,
+            stdout: child.stdout.take().map(OwnedFd::from),
+            stderr: child.stderr.take().map(OwnedFd::from),
+            exit: Exit { reported, status: None },
+        })
+        // std's `Child` is dropped here without waiting: only `reap` waits.
     }
 
     /// The pids still awaited, each the leader of its process group. Never
@@ -134,7 +179,10 @@ impl Reaper {
                 }
             };
             match registry.owners.remove(&pid) {
-                Some(on_exit) => on_exit(pid, status),
+                Some(owner) => {
+                    // The owner may have dropped its `Exit`: nobody to tell then.
+                    let _ = owner.send(status);
+                }
                 None => tracing::trace!(pid = pid.as_raw(), %status, "reaped an orphan"),
             }
         }

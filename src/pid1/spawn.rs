@@ -9,7 +9,8 @@
 //! state; it also drops privileges last, with everything resolved before the
 //! fork (getpwnam is not async-signal-safe).
 
-use std::ffi::{CString, OsString};
+use crate::environment::Environment;
+use std::ffi::CString;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -84,7 +85,7 @@ pub struct Spec<'a> {
     pub command: &'a CommandLine,
     pub cwd: Option<&'a Path>,
     /// The child's whole environment; nothing else is inherited.
-    pub env: &'a [(OsString, OsString)],
+    pub env: &'a Environment,
     pub user: Option<&'a Identity>,
     pub output: Output,
     /// Our stdin is the child's (`exec`: `supervisor exec -- psql < dump.sql`);

@@ -369,19 +369,20 @@ impl Supervisor {
             take_terminal: false,
             guarded: false,
         });
-        let events = self.events_tx.clone();
-        let mut child = self.reaper.spawn(&mut command, move |pid, status| {
+        let mut child = self.reaper.spawn(&mut command)?;
+        let label = self.instances[at].label.clone();
+        self.output
+            .relay_child(&mut child, &label, self.options.format, &mut self.relays);
+        let (pid, mut exit, events) = (child.pid, child.exit, self.events_tx.clone());
+        tokio::spawn(async move {
+            let status = exit.wait().await;
             let _ = events.send(Event::Exited {
                 instance: at,
                 pid,
                 status,
             });
-        })?;
-        let label = self.instances[at].label.clone();
-        self.output
-            .relay_child(&mut child, &label, self.options.format, &mut self.relays);
-        // `child` is dropped without waiting: only the reaper waits.
-        Ok(Pid::from_raw(child.id() as i32))
+        });
+        Ok(pid)
     }
 
     fn start_probe(&mut self, at: usize, process: &PlannedProcess, kind: probes::Kind) {

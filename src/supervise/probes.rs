@@ -5,13 +5,13 @@
 //! (ready, not ready, restart). The health server never waits on a probe:
 //! it reads the state the loop last published.
 
-use std::ffi::OsString;
+use crate::environment::Environment;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::Event;
@@ -28,7 +28,7 @@ pub enum Kind {
 
 /// What an exec probe runs with: the process's own environment and directory.
 pub struct Context {
-    pub env: Arc<Vec<(OsString, OsString)>>,
+    pub env: Arc<Environment>,
     pub cwd: Option<PathBuf>,
     pub reaper: Reaper,
 }
@@ -93,18 +93,13 @@ async fn check(probe: &Probe, context: &Context) -> bool {
                 take_terminal: false,
                 guarded: false,
             });
-            let (tx, rx) = oneshot::channel();
-            let child = match context.reaper.spawn(&mut command, move |_pid, status| {
-                let _ = tx.send(status);
-            }) {
-                Ok(child) => child,
-                Err(_) => return false,
+            let Ok(mut child) = context.reaper.spawn(&mut command) else {
+                return false;
             };
-            let pid = Pid::from_raw(child.id() as i32);
-            match tokio::time::timeout(probe.timeout, rx).await {
-                Ok(Ok(status)) => status.success(),
-                _ => {
-                    spawn::signal_group(pid, Signal::SIGKILL);
+            match tokio::time::timeout(probe.timeout, child.exit.wait()).await {
+                Ok(status) => status.success(),
+                Err(_) => {
+                    spawn::signal_group(child.pid, Signal::SIGKILL);
                     false
                 }
             }
