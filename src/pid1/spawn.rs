@@ -111,7 +111,7 @@ pub fn command(spec: &Spec) -> Command {
             command
         }
     };
-    command.env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
+    command.env_clear().envs(spec.env.iter());
     if let Some(cwd) = spec.cwd {
         command.current_dir(cwd);
     }
