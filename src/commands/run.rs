@@ -105,12 +105,36 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
         format,
         is_init: ctx.is_init,
         board,
+        drain: ctx.settings.drain.unwrap_or(config.drain),
     };
+    warn_if_the_stop_cannot_fit(&options, &plan.processes, ctx.settings.stop_grace);
     tracing::info!(config = %config.source.path.display(), processes = plan.processes.len(), "starting");
     let supervisor = Supervisor::new(plan.processes, ctx.reaper.clone(), ctx.output.clone(), options);
 
     // 8–9. Supervise until stopped, then stop in reverse dependency order.
     Ok(supervisor.run(&mut ctx.signals).await)
+}
+
+/// SPEC §6: `drain` plus the slowest chain of `stop_timeout`s must fit the
+/// platform's grace period (Docker 10 s, Kubernetes and Coolify 30 s), or the
+/// platform's SIGKILL cuts the stop short. Only a declared grace is checked.
+fn warn_if_the_stop_cannot_fit(
+    options: &Options,
+    processes: &[plan::PlannedProcess],
+    grace: Option<std::time::Duration>,
+) {
+    let Some(grace) = grace else { return };
+    let stop = crate::supervise::longest_stop(processes);
+    let needed = options.drain + stop;
+    if needed > grace {
+        tracing::warn!(
+            "drain ({}) + the slowest stop ({}) = {} does not fit SUPERVISOR_STOP_GRACE ({}): the platform will SIGKILL before the stop ends; lower drain or stop_timeout, or raise the grace period (docs/deploys.md)",
+            humantime::format_duration(options.drain),
+            humantime::format_duration(stop),
+            humantime::format_duration(needed),
+            humantime::format_duration(grace),
+        );
+    }
 }
 
 /// A stop signal arrived before any process started: whatever a phase left

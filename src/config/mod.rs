@@ -50,6 +50,8 @@ pub struct Config {
     pub base_dir: PathBuf,
     pub wait_for: Vec<WaitTarget>,
     pub wait_timeout: Duration,
+    /// How long the first stop signal only flips readiness (SPEC §6 "Drain").
+    pub drain: Duration,
     pub env: EnvSection,
     pub health: HealthSection,
     pub migrate: Option<MigrateSection>,

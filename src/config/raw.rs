@@ -16,6 +16,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub wait_for: Vec<Spanned<String>>,
     pub wait_timeout: Option<Spanned<String>>,
+    pub drain: Option<Spanned<String>>,
     pub env: Option<RawEnv>,
     pub health: Option<RawHealth>,
     pub migrate: Option<RawMigrate>,

@@ -39,6 +39,8 @@ struct RawSettings {
     log_format: Option<String>,
     health_listen: Option<String>,
     log_level: Option<String>,
+    drain: Option<String>,
+    stop_grace: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -50,6 +52,11 @@ pub struct Settings {
     pub health_listen: Option<Option<String>>,
     /// A tracing filter such as `info` or `supervisor=debug`.
     pub log_level: Option<String>,
+    /// `SUPERVISOR_DRAIN`: overrides the file's `drain`.
+    pub drain: Option<std::time::Duration>,
+    /// `SUPERVISOR_STOP_GRACE`: the platform's grace period (Docker's 10 s,
+    /// Kubernetes' 30 s), declared so that a drain and stop that cannot fit it is warned about.
+    pub stop_grace: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -92,7 +99,18 @@ impl Settings {
             })?),
             None => None,
         };
+        let duration = |variable: &str, value: Option<String>| match non_empty(value) {
+            Some(text) => super::validate::parse_duration(&text)
+                .map(Some)
+                .ok_or_else(|| ConfigError::Setting {
+                    variable: variable.to_string(),
+                    message: "is not a duration (expected e.g. \"5s\", \"500ms\", \"1m\")".to_string(),
+                }),
+            None => Ok(None),
+        };
         Ok(Settings {
+            drain: duration("SUPERVISOR_DRAIN", raw.drain)?,
+            stop_grace: duration("SUPERVISOR_STOP_GRACE", raw.stop_grace)?,
             config: non_empty(raw.config).map(PathBuf::from),
             context: non_empty(raw.context),
             log_format,
@@ -123,6 +141,15 @@ mod tests {
         assert_eq!(settings.config, Some(PathBuf::from("/app/supervisor.toml")));
         assert_eq!(settings.log_format, LogFormat::Json);
         assert_eq!(settings.context.as_deref(), Some("staging"));
+        let settings =
+            Settings::from_vars(vars(&[("SUPERVISOR_DRAIN", "2s"), ("SUPERVISOR_STOP_GRACE", "30s")])).unwrap();
+        assert_eq!(settings.drain, Some(std::time::Duration::from_secs(2)));
+        assert_eq!(settings.stop_grace, Some(std::time::Duration::from_secs(30)));
+        let err = Settings::from_vars(vars(&[("SUPERVISOR_DRAIN", "soon")])).unwrap_err();
+        assert!(
+            err.to_string().starts_with("SUPERVISOR_DRAIN: is not a duration"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -283,6 +283,7 @@ pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config
 
     let wait_for = check_wait_for(&mut checker, &raw.wait_for);
     let wait_timeout = checker.duration(raw.wait_timeout.as_ref(), "wait_timeout", Duration::from_secs(60));
+    let drain = checker.duration(raw.drain.as_ref(), "drain", Duration::ZERO);
     let env = raw.env.as_ref().map_or_else(EnvSection::default, |env| EnvSection {
         schema: env.schema.as_ref().map(|path| base_dir.join(path)),
         files: env.files.iter().map(|path| base_dir.join(path)).collect(),
@@ -322,6 +323,7 @@ pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config
             base_dir,
             wait_for,
             wait_timeout,
+            drain,
             env,
             health,
             migrate,
@@ -375,6 +377,7 @@ pub fn from_procfile(text: &str, source: Source, base_dir: PathBuf) -> Result<Co
         base_dir,
         wait_for: Vec::new(),
         wait_timeout: Duration::from_secs(60),
+        drain: Duration::ZERO,
         health: HealthSection {
             listen: Some(DEFAULT_HEALTH_LISTEN.to_string()),
         },

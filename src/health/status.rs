@@ -20,16 +20,19 @@ pub enum Phase {
     Migrating,
     Tasks,
     Running,
+    /// A stop signal came and `drain` runs: not ready, the children still serve.
+    Draining,
     Stopping,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 7] = [
         Phase::Starting,
         Phase::WaitingFor,
         Phase::Migrating,
         Phase::Tasks,
         Phase::Running,
+        Phase::Draining,
         Phase::Stopping,
     ];
 
@@ -40,6 +43,7 @@ impl Phase {
             Phase::Migrating => "migrating",
             Phase::Tasks => "tasks",
             Phase::Running => "running",
+            Phase::Draining => "draining",
             Phase::Stopping => "stopping",
         }
     }
@@ -52,6 +56,7 @@ pub enum Status {
     Ok,
     Starting,
     Degraded,
+    Draining,
     Stopping,
     Failed,
 }
@@ -91,7 +96,13 @@ impl Snapshot {
     /// The verdict and, when not ok, why.
     pub fn status(&self) -> (Status, Option<String>) {
         match self.phase {
-            Phase::Stopping if self.failed => (Status::Failed, Some("a critical process failed".to_string())),
+            Phase::Stopping | Phase::Draining if self.failed => {
+                (Status::Failed, Some("a critical process failed".to_string()))
+            }
+            Phase::Draining => (
+                Status::Draining,
+                Some("the container stops soon: send no new requests".to_string()),
+            ),
             Phase::Stopping => (Status::Stopping, Some("stopping".to_string())),
             Phase::Running => match self.processes.iter().find(|p| !p.healthy) {
                 None => (Status::Ok, None),
@@ -327,6 +338,8 @@ mod tests {
             board.snapshot().status(),
             (Status::Degraded, Some("web.0 is failed for good".into()))
         );
+        board.set_phase(Phase::Draining);
+        assert_eq!(board.snapshot().status().0, Status::Draining);
         board.set_phase(Phase::Stopping);
         assert_eq!(board.snapshot().status().0, Status::Stopping);
         board.set_failed();

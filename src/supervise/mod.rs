@@ -80,6 +80,12 @@ enum StopReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum RunPhase {
     Running,
+    /// A stop began with `drain` set (SPEC §6): /health says `draining`,
+    /// nothing is signalled, started or restarted until `until`; then `Stopping`.
+    Draining {
+        reason: StopReason,
+        until: Instant,
+    },
     /// `forced`: a second stop signal came, everything left was SIGKILLed.
     Stopping {
         reason: StopReason,
@@ -100,6 +106,8 @@ pub struct Options {
     pub is_init: bool,
     /// Where /health reads what we publish.
     pub board: Board,
+    /// How long a stop signal only flips readiness before the stop (0: no drain).
+    pub drain: Duration,
 }
 
 pub struct Supervisor {
@@ -121,17 +129,7 @@ pub struct Supervisor {
 impl Supervisor {
     pub fn new(planned: Vec<PlannedProcess>, reaper: Reaper, output: Output, options: Options) -> Supervisor {
         let names: Vec<&str> = planned.iter().map(|p| &*p.name).collect();
-        let depends_on: Vec<Vec<_>> = planned
-            .iter()
-            .map(|p| {
-                p.config
-                    .depends_on
-                    .iter()
-                    .map(|d| (d.process.clone(), d.condition))
-                    .collect()
-            })
-            .collect();
-        let graph = Graph::new(&names, &depends_on);
+        let graph = Graph::new(&names, &dependency_lists(&planned));
         let processes: Vec<Arc<PlannedProcess>> = planned.into_iter().map(Arc::new).collect();
         let width = processes
             .iter()
@@ -179,7 +177,16 @@ impl Supervisor {
         self.advance(Instant::now());
         self.publish();
         while !self.is_done() {
-            let deadline = self.instances.iter().filter_map(|i| i.state().deadline()).min();
+            let drain_ends = match self.phase {
+                RunPhase::Draining { until, .. } => Some(until),
+                _ => None,
+            };
+            let deadline = self
+                .instances
+                .iter()
+                .filter_map(|i| i.state().deadline())
+                .chain(drain_ends)
+                .min();
             tokio::select! {
                 biased;
                 Some(signal) = signals.recv() => self.on_signal(signal),
@@ -196,8 +203,14 @@ impl Supervisor {
         matches!(self.phase, RunPhase::Stopping { .. })
     }
 
+    /// Draining or stopping: nothing new starts, nothing is restarted.
+    fn is_winding_down(&self) -> bool {
+        !matches!(self.phase, RunPhase::Running)
+    }
+
+    /// Also during a drain: when every process has exited on its own, there is nothing to wait for.
     fn is_done(&self) -> bool {
-        self.is_stopping() && self.instances.iter().all(|i| i.state().is_terminal())
+        self.is_winding_down() && self.instances.iter().all(|i| i.state().is_terminal())
     }
 
     fn on_signal(&mut self, signal: Signal) {
@@ -206,9 +219,22 @@ impl Supervisor {
                 tracing::warn!(signal = %signal, "second stop signal: killing what is left");
                 self.force();
             }
-            Meaning::Stop => {
+            Meaning::Stop if matches!(self.phase, RunPhase::Draining { .. }) => {
+                tracing::info!(signal = %signal, "second stop signal: ending the drain, stopping now");
+                self.begin_stop(StopReason::Signal(signal));
+            }
+            // Ctrl-C in a terminal means now; a drain is for load balancers.
+            Meaning::Stop if signal == Signal::SIGINT || self.options.drain.is_zero() => {
                 tracing::info!(signal = %signal, "stopping");
                 self.begin_stop(StopReason::Signal(signal));
+            }
+            Meaning::Stop => {
+                tracing::info!(
+                    signal = %signal,
+                    "draining for {}: /health and /readyz answer 503, the processes keep serving; then stopping (a second {signal} stops now)",
+                    humantime::format_duration(self.options.drain)
+                );
+                self.begin_drain(StopReason::Signal(signal));
             }
             Meaning::Forward => {
                 tracing::debug!(signal = %signal, "forwarding to every process group");
@@ -247,7 +273,7 @@ impl Supervisor {
     /// Feeds one input to an instance's state machine and carries out what it decides.
     fn apply(&mut self, at: usize, input: Input, now: Instant) {
         let process = self.processes[self.instances[at].process].clone();
-        let stopping = self.is_stopping();
+        let stopping = self.is_winding_down();
         let actions = step::step(
             &mut self.instances[at].core,
             input,
@@ -423,7 +449,18 @@ impl Supervisor {
 
     fn on_failed(&mut self, at: usize, code: i32) {
         let process = &self.processes[self.instances[at].process];
-        if process.config.is_critical {
+        if process.config.is_critical && !self.options.drain.is_zero() && self.phase == RunPhase::Running {
+            // The others may still serve (the frontend when the API failed):
+            // the load balancer gets its time to notice, as for a stop signal.
+            tracing::error!(
+                process = %process.name,
+                exit_code = code,
+                "critical process failed: draining for {}, then stopping everything",
+                humantime::format_duration(self.options.drain)
+            );
+            self.options.board.set_failed();
+            self.begin_drain(StopReason::Failed { code });
+        } else if process.config.is_critical {
             tracing::error!(process = %process.name, exit_code = code, "critical process failed: stopping everything");
             self.begin_stop(StopReason::Failed { code });
         } else {
@@ -432,16 +469,38 @@ impl Supervisor {
         }
     }
 
+    /// Readiness down, children untouched, the stop after `drain`.
+    fn begin_drain(&mut self, reason: StopReason) {
+        self.options.board.set_phase(health::Phase::Draining);
+        self.phase = RunPhase::Draining {
+            reason,
+            until: Instant::now() + self.options.drain,
+        };
+        self.cancel_unstarted();
+    }
+
     fn begin_stop(&mut self, reason: StopReason) {
         if self.is_stopping() {
             return;
         }
+        // A drain that ends early keeps what began it: a critical failure's code.
+        let reason = match &self.phase {
+            RunPhase::Draining {
+                reason: StopReason::Failed { code },
+                ..
+            } => StopReason::Failed { code: *code },
+            _ => reason,
+        };
         if matches!(reason, StopReason::Failed { .. }) {
             self.options.board.set_failed();
         }
         self.options.board.set_phase(health::Phase::Stopping);
         self.phase = RunPhase::Stopping { reason, forced: false };
-        // What has not started yet never will.
+        self.cancel_unstarted();
+    }
+
+    /// What has not started yet never will.
+    fn cancel_unstarted(&mut self) {
         let now = Instant::now();
         for at in 0..self.instances.len() {
             if matches!(self.instances[at].state(), State::Waiting | State::Backoff { .. }) {
@@ -471,9 +530,15 @@ impl Supervisor {
                 self.apply(at, Input::Deadline, now);
             }
         }
-        if !self.is_stopping() {
+        if let RunPhase::Draining { reason, until } = &self.phase {
+            if *until <= now {
+                tracing::info!("drain over: stopping");
+                self.begin_stop(reason.clone());
+            }
+        }
+        if !self.is_winding_down() {
             while self.start_satisfied(now) {}
-            if !self.is_stopping() && self.instances.iter().all(|i| i.state().is_terminal()) {
+            if !self.is_winding_down() && self.instances.iter().all(|i| i.state().is_terminal()) {
                 tracing::info!("every process has finished");
                 self.begin_stop(StopReason::Finished);
             }
@@ -490,7 +555,7 @@ impl Supervisor {
     fn start_satisfied(&mut self, now: Instant) -> bool {
         let mut changed = false;
         for at in 0..self.instances.len() {
-            if self.is_stopping() {
+            if self.is_winding_down() {
                 break;
             }
             if *self.instances[at].state() != State::Waiting {
@@ -528,6 +593,8 @@ impl Supervisor {
             .unwrap_or(crate::config::DEFAULT_STOP_TIMEOUT);
         let (reason, forced) = match &self.phase {
             RunPhase::Stopping { reason, forced } => (reason.clone(), *forced),
+            // Everything exited on its own during the drain.
+            RunPhase::Draining { reason, .. } => (reason.clone(), false),
             RunPhase::Running => (StopReason::Finished, false),
         };
         crate::pid1::stop_stragglers(&self.reaper, self.options.is_init, grace, forced, signals).await;
@@ -549,6 +616,36 @@ impl Supervisor {
         };
         Outcome { code }
     }
+}
+
+/// The longest a graceful stop of `planned` can take (see [`Graph::longest_stop`]).
+pub fn longest_stop(planned: &[PlannedProcess]) -> Duration {
+    let names: Vec<&str> = planned.iter().map(|p| &*p.name).collect();
+    let graph = Graph::new(&names, &dependency_lists(planned));
+    let timeouts: Vec<Duration> = planned
+        .iter()
+        .map(|p| {
+            if p.instances == 0 {
+                Duration::ZERO
+            } else {
+                p.config.stop_timeout
+            }
+        })
+        .collect();
+    graph.longest_stop(&timeouts)
+}
+
+fn dependency_lists(planned: &[PlannedProcess]) -> Vec<Vec<(String, crate::config::Condition)>> {
+    planned
+        .iter()
+        .map(|p| {
+            p.config
+                .depends_on
+                .iter()
+                .map(|d| (d.process.clone(), d.condition))
+                .collect()
+        })
+        .collect()
 }
 
 async fn drain_relays(relays: &mut JoinSet<()>, limit: Duration) {
