@@ -181,7 +181,7 @@ mod tests {
             (State::Stopped { clean: true }, true, Some(ok), Ready, Verdict::Never(1)),
         ];
         for (state, ever_started, last_exit, condition, expected) in cases {
-            let dependency = instance(0, state.clone(), ever_started, last_exit);
+            let dependency = instance(0, state, ever_started, last_exit);
             assert_eq!(
                 condition_verdict(condition, &dependency),
                 expected,
