@@ -22,6 +22,7 @@ need npm npm
 need iptables iptables         # lease tests: a silent network partition of the lock connection
 [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)   # transaction- and session-mode pooler tests
 need openssl openssl           # TLS tests make their certificates
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)       # drain tests: a real load balancer polling /readyz
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}" >&2
   apt-get update -qq

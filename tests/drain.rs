@@ -176,3 +176,119 @@ fn bad_drain_values_are_config_errors() {
         bad.stderr
     );
 }
+
+/// How the load balancer learns that a replica goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// It polls `/readyz` (Traefik, HAProxy, cloud LBs): down after 2 × 200 ms.
+    HealthChecks,
+    /// Kubernetes: the endpoint is removed when SIGTERM is sent, and the
+    /// proxies keep sending for their own lag (here 1 s).
+    EndpointLag,
+}
+
+const ENDPOINT_LAG: Duration = Duration::from_secs(1);
+
+struct Replica {
+    name: &'static str,
+    port: u16,
+    health_port: u16,
+}
+
+impl Replica {
+    fn new(name: &'static str) -> Replica {
+        Replica {
+            name,
+            port: crate::support::free_port(),
+            health_port: crate::support::free_port(),
+        }
+    }
+
+    /// `supervisor run` with a real Node server that closes its listener on SIGTERM.
+    fn start(&self, drain: &str) -> crate::support::Running {
+        let server = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drain-server/server.js");
+        let run = Test::new()
+            .env("SUPERVISOR_HEALTH_LISTEN", &format!("127.0.0.1:{}", self.health_port))
+            .env("SUPERVISOR_DRAIN", drain)
+            .config(&format!(
+                r#"
+[process.web]
+command = ["node", "{server}"]
+env = {{ PORT = "{port}", REPLICA = "{name}" }}
+ready = {{ http = "http://127.0.0.1:{port}/", interval = "100ms" }}
+"#,
+                server = server.display(),
+                port = self.port,
+                name = self.name,
+            ))
+            .args(["run"])
+            .start();
+        wait_health(&run.health_address(), secs(20), "ready", |code, _| code == 200);
+        run
+    }
+}
+
+/// Two replicas behind HAProxy under a steady load (~200 req/s); each is
+/// stopped and replaced in turn, `rolls` times. Returns what the clients saw.
+fn rolling_deploy(shape: Shape, drain: &str, rolls: usize) -> crate::support::lb::Tally {
+    use crate::support::lb::{Backend, HaProxy, Load};
+    let replicas = [Replica::new("a"), Replica::new("b")];
+    let mut runs: Vec<_> = replicas.iter().map(|r| r.start(drain)).collect();
+    let backends: Vec<Backend<'_>> = replicas
+        .iter()
+        .map(|r| Backend {
+            name: r.name,
+            port: r.port,
+            check_port: (shape == Shape::HealthChecks).then_some(r.health_port),
+        })
+        .collect();
+    let lb = HaProxy::start(&backends);
+    let serving = if shape == Shape::HealthChecks { "UP" } else { "no check" };
+    for replica in &replicas {
+        lb.wait_status(replica.name, serving, secs(10));
+    }
+    let load = Load::start(&lb.address, 4, Duration::from_millis(20));
+    for _ in 0..rolls {
+        for (replica, run) in replicas.iter().zip(runs.iter_mut()) {
+            run.signal("TERM");
+            if shape == Shape::EndpointLag {
+                // The endpoint controller's lag is the fault injected here.
+                std::thread::sleep(ENDPOINT_LAG);
+                lb.command(&format!("disable server app/{}", replica.name));
+            }
+            assert_eq!(run.wait_exit(secs(30)), 0, "{}: {}", replica.name, run.stderr.text());
+            *run = replica.start(drain);
+            if shape == Shape::EndpointLag {
+                lb.command(&format!("enable server app/{}", replica.name));
+            }
+            lb.wait_status(replica.name, serving, secs(10));
+        }
+    }
+    let tally = load.finish();
+    for run in &mut runs {
+        run.assert_stops_cleanly(secs(30));
+    }
+    tally
+}
+
+#[test]
+fn behind_haproxy_polling_readyz_a_rolling_deploy_fails_no_request_with_drain() {
+    let without = rolling_deploy(Shape::HealthChecks, "0s", 1);
+    let with = rolling_deploy(Shape::HealthChecks, "1s", 2);
+    eprintln!("haproxy, /readyz checks every 200 ms: without drain {without:?} (2 replacements); drain 1s {with:?} (4 replacements)");
+    assert!(
+        without.failed > 0,
+        "a stop without drain must lose requests here, or this test could not see a loss: {without:?}"
+    );
+    assert_eq!(with.failed, 0, "with drain: {with:?}");
+    assert!(with.sent > 400, "the load ran: {with:?}");
+}
+
+#[test]
+fn with_the_kubernetes_endpoint_lag_a_drain_longer_than_the_lag_fails_no_request() {
+    let without = rolling_deploy(Shape::EndpointLag, "0s", 1);
+    let with = rolling_deploy(Shape::EndpointLag, "2s", 1);
+    eprintln!("haproxy, endpoint removed 1 s after SIGTERM: without drain {without:?}; drain 2s {with:?} (2 replacements each)");
+    assert!(without.failed > 0, "{without:?}");
+    assert_eq!(with.failed, 0, "with drain: {with:?}");
+}

@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod db;
+pub mod lb;
 pub mod relay;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_supervisor");
