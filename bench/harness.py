@@ -605,6 +605,142 @@ def metric_lease():
     return rows
 
 
+def metric_drain(rolls):
+    """11. A rolling deploy behind HAProxy: two replicas of a Node server that
+    closes its listener on SIGTERM, ~200 requests/s through the LB (new
+    connection each, no retries), each replica stopped and replaced in turn.
+    Failed requests per replacement, by init and by how the LB learns of the
+    stop: polling health (`inter 200ms fall 2`) or the endpoint removed 1 s
+    after SIGTERM (the Kubernetes shape)."""
+    import threading
+    haproxy = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
+    node = shutil.which("node")
+    if haproxy is None or node is None:
+        return []
+    server_js = os.path.join(ROOT, "tests", "fixtures", "drain-server", "server.js")
+    rows = []
+
+    def admin(sock, line):
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(sock)
+            conn.sendall(line.encode() + b"\n")
+            out = b""
+            while chunk := conn.recv(65536):
+                out += chunk
+        return out.decode()
+
+    def status(sock, name):
+        lines = admin(sock, "show stat").splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        for line in lines[1:]:
+            fields = line.split(",")
+            if fields[:2] == ["app", name]:
+                return fields[header.index("status")]
+        return ""
+
+    def start_replica(init, name, port, hport, drain, wd):
+        env = clean_env()
+        env.update(PORT=str(port), REPLICA=name)
+        if init == "tini":
+            proc = subprocess.Popen(["tini", "--", node, server_js], env=env, cwd=wd, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        else:
+            cfg = os.path.join(wd, f"{name}.toml")
+            open(cfg, "w").write(f'[process.web]\ncommand = ["{node}", "{server_js}"]\n'
+                                 f'ready = {{ http = "http://127.0.0.1:{port}/", interval = "100ms" }}\n')
+            env.update(SUPERVISOR_HEALTH_LISTEN=f"127.0.0.1:{hport}", SUPERVISOR_DRAIN=drain)
+            proc = subprocess.Popen([SUPERVISOR, "--config", cfg, "run"], env=env, cwd=wd,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        check = hport if init != "tini" else port
+        wait_until(lambda: port_open(port) and port_open(check), 20, 0.02)
+        return proc
+
+    cases = [("tini", "health checks", "0s"), ("supervisor", "health checks", "0s"),
+             ("supervisor drain=1s", "health checks", "1s"),
+             ("tini", "endpoint lag 1 s", "0s"), ("supervisor", "endpoint lag 1 s", "0s"),
+             ("supervisor drain=2s", "endpoint lag 1 s", "2s")]
+    for label, shape, drain in cases:
+        init = "tini" if label == "tini" else "supervisor"
+        if init == "tini" and shutil.which("tini") is None:
+            continue
+        with tempfile.TemporaryDirectory() as wd:
+            replicas = [(name, free_port(), free_port()) for name in ("a", "b")]
+            sock = os.path.join(wd, "admin.sock")
+            front = free_port()
+            cfg = (f"global\n  stats socket {sock} mode 600 level admin\n"
+                   "defaults\n  mode http\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n"
+                   "  retries 0\n  option http-server-close\n"
+                   f"frontend web\n  bind 127.0.0.1:{front}\n  default_backend app\n"
+                   "backend app\n  balance roundrobin\n"
+                   # tini has no health endpoint: the LB checks the app itself, as it would.
+                   + ("  option httpchk GET /\n" if init == "tini" else "  option httpchk GET /readyz\n")
+                   + "  default-server inter 200ms fall 2 rise 2\n")
+            for name, port, hport in replicas:
+                checked = shape == "health checks"
+                cfg += f"  server {name} 127.0.0.1:{port}" + (
+                    f" check port {hport if init != 'tini' else port}" if checked else "") + "\n"
+            open(os.path.join(wd, "haproxy.cfg"), "w").write(cfg)
+            lb = subprocess.Popen([haproxy, "-db", "-f", os.path.join(wd, "haproxy.cfg")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs = {}
+            try:
+                for name, port, hport in replicas:
+                    procs[name] = start_replica(init, name, port, hport, drain, wd)
+                serving = "UP" if shape == "health checks" else "no check"
+                wait_until(lambda: os.path.exists(sock), 10, 0.02)
+                for name, _, _ in replicas:
+                    wait_until(lambda: status(sock, name) == serving, 10, 0.02)
+                stop = threading.Event()
+                counts = []
+
+                def client():
+                    sent = failed = 0
+                    nxt = time.monotonic()
+                    while not stop.is_set():
+                        sent += 1
+                        try:
+                            with socket.create_connection(("127.0.0.1", front), timeout=5) as conn:
+                                conn.sendall(b"GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+                                answer = b""
+                                while chunk := conn.recv(4096):
+                                    answer += chunk
+                            if not answer.startswith(b"HTTP/1.1 200"):
+                                failed += 1
+                        except OSError:
+                            failed += 1
+                        nxt += 0.02
+                        time.sleep(max(0.0, nxt - time.monotonic()))
+                    counts.append((sent, failed))
+                clients = [threading.Thread(target=client) for _ in range(4)]
+                for c in clients:
+                    c.start()
+                replaced = 0
+                for _ in range(rolls):
+                    for name, port, hport in replicas:
+                        procs[name].send_signal(signal.SIGTERM)
+                        if shape != "health checks":
+                            time.sleep(1.0)  # the endpoint controller's lag
+                            admin(sock, f"disable server app/{name}")
+                        wait_exit(procs[name], 30)
+                        procs[name] = start_replica(init, name, port, hport, drain, wd)
+                        if shape != "health checks":
+                            admin(sock, f"enable server app/{name}")
+                        wait_until(lambda: status(sock, name) == serving, 10, 0.02)
+                        replaced += 1
+                stop.set()
+                for c in clients:
+                    c.join()
+                sent = sum(c[0] for c in counts)
+                failed = sum(c[1] for c in counts)
+                rows.append((label, shape, replaced, sent, failed))
+            finally:
+                for proc in procs.values():
+                    kill_tree(proc)
+                lb.kill()
+                lb.wait()
+    return rows
+
+
 def metric_size_and_build(full):
     """10. binary size (stripped) and cold build time."""
     rows = [("supervisor", os.path.getsize(SUPERVISOR))]
@@ -753,7 +889,7 @@ def main():
     parser.add_argument("--require", default="",
                         help="comma-separated tools that must appear in every measured metric, else exit 1 "
                              "(a tool that never comes up is otherwise just left out of the table)")
-    parser.add_argument("--only", default="", help="comma-separated metrics: launch,rss,respawn,orphans,logs,migrations,health,idle,size")
+    parser.add_argument("--only", default="", help="comma-separated metrics: launch,rss,respawn,orphans,logs,migrations,health,idle,drain,size")
     args = parser.parse_args()
     global SUPERVISOR
     if args.binary:
@@ -868,6 +1004,21 @@ def main():
         text += [f"| {n} | {c * 1e3:.3f} | {w:.2f} |" for n, c, w in rows]
         sections.append("\n".join(text) + "\n")
         print(f"bench: idle: {rows}", flush=True)
+    if want("drain"):
+        rows = metric_drain(1 if args.quick else 3)
+        if not args.quick:
+            write_csv("drain", ["init", "shape", "replacements", "requests", "failed"], rows)
+        text = ["### 11. Rolling deploy behind HAProxy: failed requests\n",
+                "Goal: 0 with drain; the others for comparison (~200 requests/s, 2 replicas, each replaced in turn)\n",
+                "| init | the LB learns of the stop by | replacements | requests | failed | failed per replacement |",
+                "|---|---|---|---|---|---|"]
+        text += [f"| {i} | {sh} | {n} | {r:,} | {f} | {f / n:.1f} |" for i, sh, n, r, f in rows]
+        picture = None
+        if not args.quick and rows:
+            picture = chart("drain", "11. Failed requests per replacement", "failed requests",
+                            {f"{i} ({sh})": (f / n, 0, 0, 1) for i, sh, n, r, f in rows})
+        sections.append("\n".join(text) + "\n" + (f"\n![drain]({picture})\n" if picture else ""))
+        print(f"bench: drain: {rows}", flush=True)
     if want("size"):
         rows, build_s = metric_size_and_build(not args.quick)
         if not args.quick:

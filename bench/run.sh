@@ -4,12 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
-for tool in tini dumb-init s6-svscan supervisord wrk cc; do
+for tool in tini dumb-init s6-svscan supervisord wrk cc haproxy; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tini dumb-init s6 supervisor wrk gcc >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tini dumb-init s6 supervisor wrk gcc haproxy >/dev/null
 fi
 command -v honcho >/dev/null 2>&1 || pip install -q honcho
 python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib

@@ -708,4 +708,108 @@ mod tests {
             }
         }
     }
+
+    /// Found by `cargo mutants`: the exact actions of a stop timeout, a stop
+    /// during a liveness restart, a passing probe when already ready, and
+    /// where a backoff ends.
+    #[test]
+    fn a_stop_timeout_kills_and_logs_only_a_real_stop() {
+        let t0 = Instant::now();
+        let deadline = t0 + sec(5);
+        for (then, logged) in [(Then::Stop, true), (Then::Restart, false)] {
+            let mut core = Core {
+                state: State::Stopping {
+                    pid: PID,
+                    since: t0,
+                    deadline,
+                    killed: false,
+                    then,
+                },
+                ..Core::default()
+            };
+            let actions = step(&mut core, Input::Deadline, &config(), false, deadline, 0.0);
+            let mut expected = vec![Action::KillGroup { pid: PID }];
+            if logged {
+                expected.insert(0, Action::Log(Note::KilledAfterTimeout { pid: PID }));
+            }
+            assert_eq!(actions, expected, "{then:?}");
+        }
+    }
+
+    #[test]
+    fn a_stop_during_a_liveness_restart_ends_it_for_good() {
+        let t0 = Instant::now();
+        let mut core = Core {
+            state: State::Stopping {
+                pid: PID,
+                since: t0,
+                deadline: t0 + sec(5),
+                killed: false,
+                then: Then::Restart,
+            },
+            ..Core::default()
+        };
+        step(&mut core, Input::Stop, &config(), true, t0, 0.0);
+        assert!(
+            matches!(core.state, State::Stopping { then: Then::Stop, .. }),
+            "{:?}",
+            core.state
+        );
+        step(
+            &mut core,
+            Input::Exited {
+                status: ExitStatus::Exited(0),
+            },
+            &config(),
+            true,
+            t0 + sec(1),
+            0.0,
+        );
+        assert_eq!(core.state, State::Stopped { clean: true });
+    }
+
+    #[test]
+    fn a_passing_readiness_probe_on_a_ready_run_says_nothing() {
+        let t0 = Instant::now();
+        let mut with_probe = config();
+        with_probe.ready = Some(probe(1, 3));
+        let mut core = running(t0, true);
+        let actions = step(
+            &mut core,
+            Input::Probe {
+                kind: Kind::Ready,
+                passed: true,
+            },
+            &with_probe,
+            false,
+            t0,
+            0.0,
+        );
+        assert_eq!(actions, []);
+        assert!(matches!(core.state, State::Running { ready: true, .. }));
+    }
+
+    #[test]
+    fn a_backoff_ends_its_delay_after_the_exit() {
+        let t0 = Instant::now();
+        let exited = t0 + sec(100);
+        let mut core = running(t0, true);
+        let actions = step(
+            &mut core,
+            Input::Exited {
+                status: ExitStatus::Exited(1),
+            },
+            &config(),
+            false,
+            exited,
+            0.5,
+        );
+        let State::Backoff { until } = core.state else {
+            panic!("{:?}", core.state)
+        };
+        assert!(until > exited, "{until:?} is not after {exited:?}");
+        assert!(
+            matches!(actions.last(), Some(Action::Log(Note::Restarting { delay, .. })) if until == exited + *delay)
+        );
+    }
 }
