@@ -76,6 +76,45 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_timeout)]
         timeout: std::time::Duration,
     },
+    /// Show every process of the running supervisor: state, pid, uptime, restarts, ready
+    Status {
+        /// The same document as /health, with uptimes, as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restart processes (NAME: every instance; NAME.N: one), in dependency order
+    Restart {
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Stop processes until `supervisor start` (no restart policy revives them)
+    Stop {
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Start processes stopped by `supervisor stop`, or failed for good
+    Start {
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Send a signal (HUP, USR1, TERM…) to processes' groups
+    Signal {
+        #[arg(value_name = "SIGNAL")]
+        signal: String,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Print recent output of processes (every process without NAME), then follow with -f
+    Logs {
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// Keep printing new lines until interrupted
+        #[arg(short, long)]
+        follow: bool,
+        /// How many recent lines
+        #[arg(short = 'n', long, default_value_t = 100, value_name = "N")]
+        lines: usize,
+    },
 }
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {

@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod env;
 pub mod environment;
 pub mod error;

@@ -14,6 +14,7 @@ use clap::Parser;
 use supervisor::cli::{Cli, Command};
 use supervisor::commands::{self, Context};
 use supervisor::config::{self, settings::Settings};
+use supervisor::control::protocol::Request;
 use supervisor::error::Error;
 use supervisor::logs::{self, Output};
 use supervisor::{pid1, supervise};
@@ -102,6 +103,14 @@ fn run(cli: Cli, output: Output) -> Result<supervise::Outcome, Error> {
             Command::EnvExample => commands::env_example::env_example(ctx),
             Command::Migrate { context, status } => commands::migrate::migrate(ctx, context, status).await,
             Command::Healthcheck { url, timeout } => Ok(commands::healthcheck::healthcheck(ctx, url, timeout).await),
+            Command::Status { json } => Ok(commands::control::status(ctx, json).await),
+            Command::Restart { names } => Ok(commands::control::send(ctx, Request::Restart { names }).await),
+            Command::Stop { names } => Ok(commands::control::send(ctx, Request::Stop { names }).await),
+            Command::Start { names } => Ok(commands::control::send(ctx, Request::Start { names }).await),
+            Command::Signal { signal, names } => Ok(commands::control::send(ctx, Request::Signal { signal, names }).await),
+            Command::Logs { names, follow, lines } => {
+                Ok(commands::control::logs(ctx, Request::Logs { names, follow, lines }).await)
+            }
         }
     })
 }

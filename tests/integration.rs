@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod config_errors;
+mod control;
 mod docs;
 mod drain;
 mod env_check;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
 use supervisor::config::{self, interpolate::Template, Format, Source};
+use supervisor::environment::Environment;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -14,8 +15,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = config::parse(text, source, PathBuf::from("."));
     if let Ok(template) = Template::parse(text) {
-        let env: [(std::ffi::OsString, std::ffi::OsString); 2] =
-            [("A".into(), "1".into()), ("EMPTY".into(), "".into())];
+        let env: Environment = [("A", "1"), ("EMPTY", "")].into_iter().collect();
         let _ = template.expand(&env);
     }
 });

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use supervisor::env::{self, coerce, schema::Schema, ContextInputs};
+use supervisor::environment::Environment;
 
 const CANARY: &str = "QQcanaryQQ";
 /// Values that do convert (integers, numbers, arrays, objects) must not leak either.
@@ -41,11 +42,11 @@ fuzz_target!(|data: &[u8]| {
         format!("{NUMERIC_CANARY}1,{NUMERIC_CANARY}2"),
         format!("{{\"k\":\"{CANARY}\",\"n\":{NUMERIC_CANARY}1}}"),
     ];
-    let mut vars: Vec<(OsString, OsString)> = schema
+    let mut vars: Environment = schema
         .properties
         .keys()
         .enumerate()
-        .map(|(index, name)| (name.into(), forms[index % forms.len()].clone().into()))
+        .map(|(index, name)| (OsString::from(name), OsString::from(forms[index % forms.len()].clone())))
         .collect();
     let inputs = ContextInputs {
         flag: None,

@@ -40,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
             answer
         };
         let (served, answer) = tokio::join!(tokio::time::timeout(Duration::from_secs(1), connection), client_side);
-        assert!(served.is_ok(), "the connection did not end within 1 s of the client closing");
+        assert!(
+            served.is_ok(),
+            "the connection did not end within 1 s of the client closing"
+        );
         assert!(
             answer.is_empty() || answer.starts_with(b"HTTP/1.1 ") || answer.starts_with(b"HTTP/1.0 "),
             "not an HTTP answer: {:?}",

@@ -2,6 +2,7 @@
 //! `Error`; none exits or prints the error itself (`main` does).
 
 pub mod check_env;
+pub mod control;
 pub mod env_example;
 pub mod exec;
 pub mod healthcheck;

@@ -8,6 +8,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
 
 use crate::config;
+use crate::control;
 use crate::error::Error;
 use crate::health::{self, Board, Phase};
 use crate::job::Runner;
@@ -40,6 +41,9 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
         let address = health::serve(listen, board.clone()).await?;
         tracing::info!(address = %address, "health server listening");
     }
+
+    // The control socket, so operators can look in from now on (SPEC §9).
+    let requests = open_control(&mut ctx, &config, &board);
 
     // 4. Whatever lives outside the container.
     if !plan.wait_for.is_empty() {
@@ -109,10 +113,46 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
     };
     warn_if_the_stop_cannot_fit(&options, &plan.processes, ctx.settings.stop_grace);
     tracing::info!(config = %config.source.path.display(), processes = plan.processes.len(), "starting");
-    let supervisor = Supervisor::new(plan.processes, ctx.reaper.clone(), ctx.output.clone(), options);
+    let mut supervisor = Supervisor::new(plan.processes, ctx.reaper.clone(), ctx.output.clone(), options);
+    if let Some(requests) = requests {
+        supervisor = supervisor.with_requests(requests);
+    }
 
     // 8–9. Supervise until stopped, then stop in reverse dependency order.
     Ok(supervisor.run(&mut ctx.signals).await)
+}
+
+/// Binds the control socket and keeps recent lines for `supervisor logs`.
+/// Trouble here is never fatal: the run goes on without it, and says why.
+fn open_control(ctx: &mut Context, config: &config::Config, board: &Board) -> Option<mpsc::Receiver<control::Pending>> {
+    let place = control::Place::of(
+        ctx.settings.control_socket.as_deref(),
+        config.control_socket.as_deref(),
+        Some(&config.source.path),
+    )?;
+    let control::Place::At { path, explicit } = place else {
+        return None;
+    };
+    let listener = match control::bind(&path, explicit) {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::warn!("control socket: {err}");
+            return None;
+        }
+    };
+    tracing::info!(socket = %listener.path().display(), "control socket listening");
+    let recent = crate::logs::recent::Recent::new();
+    ctx.output.recent = Some(recent.clone());
+    let (requests, pending) = mpsc::channel(control::MAX_CLIENTS);
+    control::serve(
+        listener,
+        control::Shared {
+            board: board.clone(),
+            recent,
+            requests,
+        },
+    );
+    Some(pending)
 }
 
 /// SPEC §6: `drain` plus the slowest chain of `stop_timeout`s must fit the

@@ -54,6 +54,8 @@ pub struct Config {
     pub drain: Duration,
     pub env: EnvSection,
     pub health: HealthSection,
+    /// `[control] socket`: a path, `"off"`, or `None` for the default place.
+    pub control_socket: Option<String>,
     pub migrate: Option<MigrateSection>,
     pub tasks: Vec<Task>,
     pub processes: Vec<Process>,

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub drain: Option<Spanned<String>>,
     pub env: Option<RawEnv>,
     pub health: Option<RawHealth>,
+    pub control: Option<RawControl>,
     pub migrate: Option<RawMigrate>,
     #[serde(default)]
     pub task: IndexMap<String, Spanned<RawTask>>,
@@ -39,6 +40,12 @@ pub struct RawEnv {
 #[serde(deny_unknown_fields)]
 pub struct RawHealth {
     pub listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    pub socket: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -41,6 +41,7 @@ struct RawSettings {
     log_level: Option<String>,
     drain: Option<String>,
     stop_grace: Option<String>,
+    control_socket: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -57,6 +58,8 @@ pub struct Settings {
     /// `SUPERVISOR_STOP_GRACE`: the platform's grace period (Docker's 10 s,
     /// Kubernetes' 30 s), declared so that a drain and stop that cannot fit it is warned about.
     pub stop_grace: Option<std::time::Duration>,
+    /// `SUPERVISOR_CONTROL_SOCKET`: a path, or `off`.
+    pub control_socket: Option<String>,
 }
 
 impl Settings {
@@ -111,6 +114,7 @@ impl Settings {
         Ok(Settings {
             drain: duration("SUPERVISOR_DRAIN", raw.drain)?,
             stop_grace: duration("SUPERVISOR_STOP_GRACE", raw.stop_grace)?,
+            control_socket: non_empty(raw.control_socket),
             config: non_empty(raw.config).map(PathBuf::from),
             context: non_empty(raw.context),
             log_format,

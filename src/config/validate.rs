@@ -290,6 +290,13 @@ pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config
         context_var: env.context_var.clone(),
     });
     let health = check_health(&mut checker, raw.health.as_ref());
+    let control_socket = raw.control.as_ref().and_then(|control| control.socket.clone());
+    if let Some(socket) = control_socket.as_deref().filter(|s| *s != "off") {
+        // sun_path holds 108 bytes with its NUL.
+        if socket.is_empty() || socket.len() > 107 {
+            checker.report(None, "control.socket", "must be \"off\" or a path of 1 to 107 bytes");
+        }
+    }
     let migrate = raw
         .migrate
         .as_ref()
@@ -326,6 +333,7 @@ pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config
             drain,
             env,
             health,
+            control_socket,
             migrate,
             tasks,
             processes,
@@ -378,6 +386,7 @@ pub fn from_procfile(text: &str, source: Source, base_dir: PathBuf) -> Result<Co
         wait_for: Vec::new(),
         wait_timeout: Duration::from_secs(60),
         drain: Duration::ZERO,
+        control_socket: None,
         health: HealthSection {
             listen: Some(DEFAULT_HEALTH_LISTEN.to_string()),
         },

@@ -61,6 +61,19 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Starting => "starting",
+            Status::Degraded => "degraded",
+            Status::Draining => "draining",
+            Status::Stopping => "stopping",
+            Status::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProcessStatus {
     /// Shared with the plan: publishing after every event must not allocate.
@@ -73,6 +86,9 @@ pub struct ProcessStatus {
     /// Counts as healthy: running and ready, or a one-shot that completed with 0.
     #[serde(skip)]
     pub healthy: bool,
+    /// When the current run started (`supervisor status` shows the uptime).
+    #[serde(skip)]
+    pub started: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -113,6 +129,7 @@ impl Snapshot {
                         "waiting" => "waiting for its dependencies",
                         "blocked" => "blocked: a dependency failed",
                         "failed" => "failed for good",
+                        "held" => "held by `supervisor stop` (`supervisor start` resumes it)",
                         other => other,
                     };
                     (Status::Degraded, Some(format!("{}.{} is {what}", p.name, p.instance)))
@@ -318,6 +335,7 @@ mod tests {
             restarts: 1,
             ready,
             healthy,
+            started: None,
         }
     }
 

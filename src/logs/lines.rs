@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::recent::Recent;
 use super::Sink;
 
 /// The longest line written in one piece.
@@ -46,6 +47,8 @@ pub enum Format {
 pub struct Label {
     pub process: Arc<str>,
     pub instance: u32,
+    /// `name.N` (or a job's name): how `supervisor logs` shows and filters it.
+    pub name: Arc<str>,
     prefix: Vec<u8>,
 }
 
@@ -68,6 +71,7 @@ impl Label {
         Label {
             process,
             instance,
+            name: name.into(),
             prefix: prefix.into_bytes(),
         }
     }
@@ -82,8 +86,9 @@ impl Label {
             Format::Json => String::new(),
         };
         Label {
-            process: name,
+            process: name.clone(),
             instance: 0,
+            name,
             prefix: prefix.into_bytes(),
         }
     }
@@ -142,12 +147,40 @@ fn render(line: &[u8], label: &Label, stream: Stream, format: Format, out: &mut 
     }
 }
 
+/// `lines` (whole lines, or one last piece) as `name | line` text, for `supervisor logs`.
+fn plain(lines: &[u8], name: &str) -> String {
+    let mut text = String::with_capacity(lines.len() + 16);
+    if lines.is_empty() {
+        return text;
+    }
+    for line in lines.strip_suffix(b"\n").unwrap_or(lines).split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        text.push_str(name);
+        text.push_str(" | ");
+        text.push_str(&String::from_utf8_lossy(line));
+        text.push('\n');
+    }
+    text
+}
+
 /// Relays `pipe` to `sink` until EOF.
 ///
 /// The line buffer is reserved, not zeroed: a child that prints little never
 /// costs its 64 KiB in resident memory (a zeroed buffer would, for every
 /// stream of every instance, for the container's whole life).
-pub async fn relay(mut pipe: impl AsyncRead + Unpin, label: Arc<Label>, stream: Stream, format: Format, sink: Sink) {
+pub async fn relay(
+    mut pipe: impl AsyncRead + Unpin,
+    label: Arc<Label>,
+    stream: Stream,
+    format: Format,
+    sink: Sink,
+    recent: Option<Arc<Recent>>,
+) {
+    let keep = |lines: &[u8]| {
+        if let Some(recent) = &recent {
+            recent.push(&label.name, stream, plain(lines, &label.name));
+        }
+    };
     let mut buf: Vec<u8> = Vec::with_capacity(MAX_LINE);
     loop {
         // `buf.len() < MAX_LINE` here, so the read fills spare capacity and never grows the buffer.
@@ -163,6 +196,7 @@ pub async fn relay(mut pipe: impl AsyncRead + Unpin, label: Arc<Label>, stream: 
             if !buf.is_empty() {
                 let mut out = Vec::with_capacity(buf.len() + 64);
                 render(&buf, &label, stream, format, &mut out);
+                keep(&buf);
                 sink.write(out).await;
             }
             return;
@@ -179,6 +213,7 @@ pub async fn relay(mut pipe: impl AsyncRead + Unpin, label: Arc<Label>, stream: 
             render(&buf[..end], &label, stream, format, &mut out);
             start = end;
         }
+        keep(&buf[..start]);
         buf.drain(..start);
         if !out.is_empty() {
             sink.write(out).await;
@@ -195,6 +230,13 @@ mod tests {
         let mut out = Vec::new();
         render(line, &label, Stream::Stderr, format, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn keeps_plain_lines_for_supervisor_logs() {
+        assert_eq!(plain(b"a\r\n\nb\n", "web.0"), "web.0 | a\nweb.0 | \nweb.0 | b\n");
+        assert_eq!(plain(b"last", "web.0"), "web.0 | last\n");
+        assert_eq!(plain(b"", "web.0"), "");
     }
 
     #[test]

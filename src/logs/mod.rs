@@ -11,6 +11,7 @@
 //! runtime, so a stuck `docker logs` cannot stall supervision.
 
 pub mod lines;
+pub mod recent;
 pub mod tracing;
 
 use std::io::Write;
@@ -112,6 +113,8 @@ fn write_all(file: &mut std::fs::File, mut bytes: &[u8]) -> std::io::Result<()> 
 pub struct Output {
     pub stdout: Sink,
     pub stderr: Sink,
+    /// Where relays also keep recent lines, once a control socket can ask for them.
+    pub recent: Option<Arc<recent::Recent>>,
 }
 
 impl Output {
@@ -122,6 +125,7 @@ impl Output {
         Output {
             stdout: Sink::start("stdout-writer", dup(std::io::stdout().as_fd())),
             stderr: Sink::start("stderr-writer", dup(std::io::stderr().as_fd())),
+            recent: None,
         }
     }
 
@@ -143,7 +147,14 @@ impl Output {
             match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
                 Ok(pipe) => {
                     let sink = self.sink(stream).clone();
-                    relays.spawn(lines::relay(pipe, label.clone(), stream, format, sink));
+                    relays.spawn(lines::relay(
+                        pipe,
+                        label.clone(),
+                        stream,
+                        format,
+                        sink,
+                        self.recent.clone(),
+                    ));
                 }
                 Err(err) => ::tracing::error!(process = %label.process, error = %err, "cannot read an output pipe"),
             }

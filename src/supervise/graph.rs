@@ -97,7 +97,7 @@ impl Graph {
             instances
                 .iter()
                 .filter(|i| i.process == dependent)
-                .all(|i| i.state().is_terminal())
+                .all(|i| i.state().is_down())
         })
     }
 }

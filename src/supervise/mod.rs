@@ -24,9 +24,11 @@
 mod graph;
 pub mod probes;
 pub mod process;
+mod requests;
 pub mod restart;
 pub mod step;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -124,6 +126,10 @@ pub struct Supervisor {
     phase: RunPhase,
     /// The first non-critical failure, reported as our code if all else finishes.
     first_failure: Option<i32>,
+    /// Operators' requests from the control socket, when it is on.
+    requests: Option<mpsc::Receiver<crate::control::Pending>>,
+    /// Stops, restarts and starts asked for, carried out first to last.
+    batches: VecDeque<requests::Batch>,
 }
 
 impl Supervisor {
@@ -162,7 +168,15 @@ impl Supervisor {
             relays: JoinSet::new(),
             phase: RunPhase::Running,
             first_failure: None,
+            requests: None,
+            batches: VecDeque::new(),
         }
+    }
+
+    /// Takes operators' requests from `requests` (the control socket's).
+    pub fn with_requests(mut self, requests: mpsc::Receiver<crate::control::Pending>) -> Supervisor {
+        self.requests = Some(requests);
+        self
     }
 
     /// Supervises until every process is down, then stops what is left.
@@ -186,11 +200,13 @@ impl Supervisor {
                 .iter()
                 .filter_map(|i| i.state().deadline())
                 .chain(drain_ends)
+                .chain(self.batches.front().and_then(requests::Batch::deadline))
                 .min();
             tokio::select! {
                 biased;
                 Some(signal) = signals.recv() => self.on_signal(signal),
                 Some(event) = self.events_rx.recv() => self.on_event(event),
+                Some(request) = next_request(&mut self.requests) => self.on_request(request),
                 () = sleep_until(deadline) => {}
             }
             self.advance(Instant::now());
@@ -373,6 +389,13 @@ impl Supervisor {
                 "still running after stop_timeout: sending SIGKILL to its group"
             ),
             Note::Blocked => tracing::error!(process = %name, instance = index, "cannot start: a dependency failed"),
+            Note::Held { pid, status } => tracing::info!(
+                process = %name,
+                instance = index,
+                pid = pid.as_raw(),
+                exit_code = status.code(),
+                "stopped by request; `supervisor start` resumes it"
+            ),
         }
     }
 
@@ -442,6 +465,10 @@ impl Supervisor {
                 restarts: i.core.restarts,
                 ready: matches!(i.state(), State::Running { ready: true, .. }),
                 healthy: i.core.is_healthy(),
+                started: match i.state() {
+                    State::Running { since, .. } | State::Stopping { since, .. } => Some(*since),
+                    _ => None,
+                },
             })
             .collect();
         self.options.board.set_processes(processes);
@@ -471,6 +498,7 @@ impl Supervisor {
 
     /// Readiness down, children untouched, the stop after `drain`.
     fn begin_drain(&mut self, reason: StopReason) {
+        self.abandon_requests();
         self.options.board.set_phase(health::Phase::Draining);
         self.phase = RunPhase::Draining {
             reason,
@@ -494,6 +522,7 @@ impl Supervisor {
         if matches!(reason, StopReason::Failed { .. }) {
             self.options.board.set_failed();
         }
+        self.abandon_requests();
         self.options.board.set_phase(health::Phase::Stopping);
         self.phase = RunPhase::Stopping { reason, forced: false };
         self.cancel_unstarted();
@@ -503,7 +532,10 @@ impl Supervisor {
     fn cancel_unstarted(&mut self) {
         let now = Instant::now();
         for at in 0..self.instances.len() {
-            if matches!(self.instances[at].state(), State::Waiting | State::Backoff { .. }) {
+            if matches!(
+                self.instances[at].state(),
+                State::Waiting | State::Backoff { .. } | State::Held
+            ) {
                 self.apply(at, Input::Stop, now);
             }
         }
@@ -537,7 +569,9 @@ impl Supervisor {
             }
         }
         if !self.is_winding_down() {
+            self.progress_requests(now);
             while self.start_satisfied(now) {}
+            self.progress_requests(now);
             if !self.is_winding_down() && self.instances.iter().all(|i| i.state().is_terminal()) {
                 tracing::info!("every process has finished");
                 self.begin_stop(StopReason::Finished);
@@ -653,6 +687,15 @@ async fn drain_relays(relays: &mut JoinSet<()>, limit: Duration) {
     if drained.is_err() {
         tracing::warn!("output pipes still open after every process stopped: a leftover process holds them");
         relays.abort_all();
+    }
+}
+
+async fn next_request(
+    requests: &mut Option<mpsc::Receiver<crate::control::Pending>>,
+) -> Option<crate::control::Pending> {
+    match requests {
+        Some(requests) => requests.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -31,6 +31,9 @@ pub enum Then {
     Stop,
     /// Its liveness probe failed: it goes through the restart policy once down.
     Restart,
+    /// An operator's `supervisor stop` (or the first half of a `restart`):
+    /// it stays down, `Held`, until `supervisor start`.
+    Hold,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +65,9 @@ pub enum State {
     Blocked,
     /// Stopped by us; `clean` when it exited before its `stop_timeout`.
     Stopped { clean: bool },
+    /// Down by an operator's `supervisor stop`: no restart policy revives
+    /// it, `supervisor start` does. Not terminal: the run goes on without it.
+    Held,
 }
 
 impl State {
@@ -71,6 +77,11 @@ impl State {
             self,
             State::Exited(_) | State::Failed(_) | State::Blocked | State::Stopped { .. }
         )
+    }
+
+    /// No process exists and none will start by itself: terminal, or held.
+    pub fn is_down(&self) -> bool {
+        self.is_terminal() || *self == State::Held
     }
 
     pub fn pid(&self) -> Option<Pid> {
@@ -90,10 +101,12 @@ impl State {
             State::Stopping {
                 then: Then::Restart, ..
             } => "restarting",
+            State::Stopping { then: Then::Hold, .. } => "stopping",
             State::Exited(_) => "exited",
             State::Failed(_) => "failed",
             State::Blocked => "blocked",
             State::Stopped { .. } => "stopped",
+            State::Held => "held",
         }
     }
 

@@ -44,6 +44,11 @@ pub enum Input {
     Stop,
     /// A second stop signal: SIGKILL at once.
     Kill,
+    /// `supervisor stop` (or the first half of `supervisor restart`).
+    Hold,
+    /// `supervisor start` (or the second half of a restart): back to
+    /// `Waiting`, its restart budget whole again.
+    Release,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +115,11 @@ pub enum Note {
         pid: Pid,
     },
     Blocked,
+    /// Down by an operator's request.
+    Held {
+        pid: Pid,
+        status: ExitStatus,
+    },
 }
 
 /// The whole state machine of one instance. `stopping`: the run is
@@ -165,6 +175,16 @@ pub fn step(core: &mut Core, input: Input, config: &Process, stopping: bool, now
             Input::Exited { status },
         ) => run_ended(core, status, since, None, config, stopping, now, jitter),
         (
+            State::Stopping {
+                pid, then: Then::Hold, ..
+            },
+            Input::Exited { status },
+        ) => {
+            core.last_exit = Some(status);
+            core.state = State::Held;
+            vec![EndProbes, Log(Note::Held { pid, status })]
+        }
+        (
             State::Running {
                 pid,
                 since,
@@ -191,7 +211,8 @@ pub fn step(core: &mut Core, input: Input, config: &Process, stopping: bool, now
                 then,
             };
             let mut actions = vec![KillGroup { pid }];
-            if then == Then::Stop {
+            // A liveness restart kills a hung run by design; any other stop timing out is news.
+            if then != Then::Restart {
                 actions.insert(0, Log(Note::KilledAfterTimeout { pid }));
             }
             actions
@@ -206,7 +227,8 @@ pub fn step(core: &mut Core, input: Input, config: &Process, stopping: bool, now
         }
         (
             State::Stopping {
-                then: Then::Restart, ..
+                then: Then::Restart | Then::Hold,
+                ..
             },
             Input::Stop,
         ) => {
@@ -215,8 +237,31 @@ pub fn step(core: &mut Core, input: Input, config: &Process, stopping: bool, now
             }
             Vec::new()
         }
-        (State::Waiting | State::Backoff { .. }, Input::Stop | Input::Kill) => {
+        (State::Waiting | State::Backoff { .. } | State::Held, Input::Stop | Input::Kill) => {
             core.state = State::Stopped { clean: true };
+            Vec::new()
+        }
+        (State::Running { pid, since, .. }, Input::Hold) => {
+            vec![begin_stopping(core, pid, since, Then::Hold, config, now)]
+        }
+        (
+            State::Stopping {
+                then: Then::Restart, ..
+            },
+            Input::Hold,
+        ) => {
+            if let State::Stopping { then, .. } = &mut core.state {
+                *then = Then::Hold;
+            }
+            Vec::new()
+        }
+        (State::Waiting | State::Backoff { .. }, Input::Hold) => {
+            core.state = State::Held;
+            Vec::new()
+        }
+        (State::Held | State::Exited(_) | State::Failed(_) | State::Blocked, Input::Release) if !stopping => {
+            core.state = State::Waiting;
+            core.history = Default::default();
             Vec::new()
         }
         (State::Running { pid, since, .. } | State::Stopping { pid, since, .. }, Input::Kill) => {
@@ -716,7 +761,7 @@ mod tests {
     fn a_stop_timeout_kills_and_logs_only_a_real_stop() {
         let t0 = Instant::now();
         let deadline = t0 + sec(5);
-        for (then, logged) in [(Then::Stop, true), (Then::Restart, false)] {
+        for (then, logged) in [(Then::Stop, true), (Then::Restart, false), (Then::Hold, true)] {
             let mut core = Core {
                 state: State::Stopping {
                     pid: PID,
@@ -811,5 +856,82 @@ mod tests {
         assert!(
             matches!(actions.last(), Some(Action::Log(Note::Restarting { delay, .. })) if until == exited + *delay)
         );
+    }
+
+    /// `supervisor stop` / `start`: held until released, whatever the policy.
+    #[test]
+    fn an_operator_hold_lasts_until_release_and_release_renews_the_budget() {
+        let t0 = Instant::now();
+        let mut core = running(t0, true);
+        let actions = step(&mut core, Input::Hold, &config(), false, t0, 0.0);
+        assert!(
+            matches!(actions[..], [Action::StopGroup { pid: PID, .. }]),
+            "{actions:?}"
+        );
+        assert!(matches!(core.state, State::Stopping { then: Then::Hold, .. }));
+        let status = ExitStatus::Exited(0);
+        let actions = step(&mut core, Input::Exited { status }, &config(), false, t0, 0.0);
+        assert_eq!(
+            actions,
+            [Action::EndProbes, Action::Log(Note::Held { pid: PID, status })]
+        );
+        assert_eq!(core.state, State::Held);
+        // Nothing but a release (or the run's stop) moves it.
+        for input in [
+            Input::Start,
+            Input::Deadline,
+            Input::Hold,
+            Input::Probe {
+                kind: Kind::Ready,
+                passed: true,
+            },
+        ] {
+            assert_eq!(step(&mut core, input, &config(), false, t0 + sec(100), 0.0), []);
+            assert_eq!(core.state, State::Held, "{input:?}");
+        }
+        assert_eq!(
+            step(&mut core, Input::Release, &config(), true, t0, 0.0),
+            [],
+            "not while stopping"
+        );
+        assert_eq!(core.state, State::Held);
+        core.history.in_a_row = 2;
+        step(&mut core, Input::Release, &config(), false, t0, 0.0);
+        assert_eq!(core.state, State::Waiting);
+        assert_eq!(core.history.in_a_row, 0, "a manual start renews the budget");
+
+        // Waiting or in backoff: held at once; a failed one can be released.
+        for state in [State::Waiting, State::Backoff { until: t0 + sec(1) }] {
+            let mut core = Core {
+                state,
+                ..Core::default()
+            };
+            step(&mut core, Input::Hold, &config(), false, t0, 0.0);
+            assert_eq!(core.state, State::Held);
+            step(&mut core, Input::Stop, &config(), true, t0, 0.0);
+            assert_eq!(core.state, State::Stopped { clean: true }, "the run's stop ends a hold");
+        }
+        let mut failed = Core {
+            state: State::Failed(ExitStatus::Exited(1)),
+            ..Core::default()
+        };
+        step(&mut failed, Input::Release, &config(), false, t0, 0.0);
+        assert_eq!(failed.state, State::Waiting);
+
+        // A hold during a liveness restart wins; the run's stop wins over a hold.
+        let mut core = Core {
+            state: State::Stopping {
+                pid: PID,
+                since: t0,
+                deadline: t0 + sec(5),
+                killed: false,
+                then: Then::Restart,
+            },
+            ..Core::default()
+        };
+        step(&mut core, Input::Hold, &config(), false, t0, 0.0);
+        assert!(matches!(core.state, State::Stopping { then: Then::Hold, .. }));
+        step(&mut core, Input::Stop, &config(), true, t0, 0.0);
+        assert!(matches!(core.state, State::Stopping { then: Then::Stop, .. }));
     }
 }

@@ -209,7 +209,7 @@ pub struct Captured {
 }
 
 impl Captured {
-    fn start(mut stream: impl Read + Send + 'static) -> Captured {
+    pub fn start(mut stream: impl Read + Send + 'static) -> Captured {
         let captured = Captured {
             inner: Arc::new((Mutex::new((Vec::new(), false)), Condvar::new())),
         };
