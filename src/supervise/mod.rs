@@ -3,30 +3,40 @@
 //! # Theory of operation
 //!
 //! What happens to an instance is decided by [`step::step`], a pure
-//! function of its state, one input, its config and the time; this module
-//! is the executor: the only code here that calls into `pid1` (spawn,
-//! signal), starts probe tasks and logs. [`Supervisor::run`] waits on
-//! exactly three things: a signal (from `pid1::signals`), an [`Event`] (a
-//! child exited: the reaper calls back into our channel; a probe answered),
-//! or the next deadline (a backoff ending, a stop timeout running out).
-//! There is no polling tick: with nothing to do, the loop sleeps until
-//! something happens.
+//! function of its state, one input, its config and the time; the
+//! `Supervisor` is the executor: the only code of supervision that calls
+//! into `pid1` (spawn, signal), starts probe tasks and logs. [`Supervisor::run`]
+//! waits on exactly four things: a signal (from `pid1::signals`), an [`Event`]
+//! (a child exited, its exit told once by the reaper; a probe answered), an
+//! operator's request from the control socket, or the next deadline (a
+//! backoff ending, a stop timeout, the drain, a request's wait). There is no
+//! polling tick: with nothing to do, the loop sleeps until something happens.
 //!
-//! After every wake-up, [`Supervisor::advance`] feeds the inputs the world
-//! now implies: due deadlines, `Start` to what waits and is satisfied,
-//! `Blocked` to what never can be, and, once the run is stopping, `Stop` to
-//! each instance as soon as everything that depends on it is down (SPEC §1
-//! step 9). The run's own phase (`Running`, `Stopping { reason, forced }`)
-//! lives here. The loop ends when every instance is terminal; `finish` then
-//! deals with stragglers, drains the output relays and returns the
-//! [`Outcome`] that `main` turns into our exit code (SPEC §7).
+//! After every wake-up, `advance` feeds the inputs the world now implies:
+//! due deadlines, the first request's next step, `Start` to what waits and is
+//! satisfied, `Blocked` to what never can be, and, once the run is stopping,
+//! `Stop` to each instance as soon as everything that depends on it is down
+//! (SPEC §1 step 9). The run's own phase (`Running`, `Draining { reason,
+//! until }`, `Stopping { reason, forced }`) lives here. The loop ends when
+//! every instance is terminal; `finish` then deals with stragglers, drains
+//! the output relays and returns the [`Outcome`] that `main` turns into our
+//! exit code (SPEC §7).
+//!
+//! By concern: this file is the loop; `execute` carries out actions (spawn,
+//! signal, probes, /health); `stop` is how a run ends (drain, stop order,
+//! SIGKILL, exit code); `requests` is the control socket's stop, restart,
+//! start and signal; `step`, `process`, `restart` and `graph` are pure.
 
+mod execute;
 mod graph;
 pub mod probes;
 pub mod process;
 mod requests;
 pub mod restart;
 pub mod step;
+mod stop;
+
+pub use stop::longest_stop;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,13 +51,13 @@ use crate::health::{self, Board};
 use crate::logs::lines::{self, Label};
 use crate::logs::Output;
 use crate::pid1::signals::{meaning, Meaning};
-use crate::pid1::spawn::{self, Spec};
+use crate::pid1::spawn;
 use crate::pid1::{ExitStatus, Reaper};
 use crate::plan::PlannedProcess;
 
 use graph::{Graph, Verdict};
 use process::{Core, Instance, State};
-use step::{Action, Input, Note};
+use step::Input;
 
 /// Everything the loop reacts to besides signals and deadlines.
 #[derive(Debug)]
@@ -303,258 +313,6 @@ impl Supervisor {
         }
     }
 
-    /// The one place where a decision of `step` touches the world.
-    fn execute(&mut self, at: usize, process: &Arc<PlannedProcess>, action: Action, now: Instant) {
-        match action {
-            Action::Spawn => {
-                let input = match self.spawn(at, process) {
-                    Ok(pid) => Input::Spawned { pid },
-                    Err(err) => {
-                        let index = self.instances[at].index;
-                        tracing::error!(process = %process.name, instance = index, error = %err, "cannot start {}", process.config.command);
-                        Input::SpawnFailed {
-                            code: spawn::spawn_error_code(&err),
-                        }
-                    }
-                };
-                self.apply(at, input, now);
-            }
-            Action::StopGroup { pid, signal } => spawn::stop_group(pid, signal),
-            Action::KillGroup { pid } => spawn::signal_group(pid, Signal::SIGKILL),
-            Action::StartProbe(kind) => self.start_probe(at, process, kind),
-            Action::EndProbes => {
-                for probe in self.instances[at].probes.drain(..) {
-                    probe.abort();
-                }
-            }
-            Action::FailedForGood { code } => self.on_failed(at, code),
-            Action::Log(note) => self.log(at, process, note),
-        }
-    }
-
-    fn log(&self, at: usize, process: &PlannedProcess, note: Note) {
-        let (name, index) = (&*process.name, self.instances[at].index);
-        match note {
-            Note::Started { pid } => tracing::info!(process = %name, instance = index, pid = pid.as_raw(), "started"),
-            Note::Ready { pid } => tracing::info!(process = %name, instance = index, pid = pid.as_raw(), "ready"),
-            Note::NotReady { pid } => {
-                tracing::warn!(process = %name, instance = index, pid = pid.as_raw(), "readiness probe failing: not ready")
-            }
-            Note::LiveFailed { pid, failures } => tracing::warn!(
-                process = %name,
-                instance = index,
-                pid = pid.as_raw(),
-                "liveness probe failed {failures} times: restarting"
-            ),
-            Note::Restarting { status, attempt, delay } => tracing::warn!(
-                process = %name,
-                instance = index,
-                exit_code = status.code(),
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                "{status}; restarting"
-            ),
-            Note::Completed { status } => {
-                tracing::info!(process = %name, instance = index, exit_code = status.code(), "completed")
-            }
-            Note::FailedForGood { status } => tracing::error!(
-                process = %name,
-                instance = index,
-                exit_code = status.code(),
-                "{status}; failed for good"
-            ),
-            Note::Looped => tracing::error!(
-                process = %name,
-                instance = index,
-                "exited with 0 again and again under restart = \"always\" (a loop): failed for good"
-            ),
-            Note::Stopped { pid, status } => tracing::info!(
-                process = %name,
-                instance = index,
-                pid = pid.as_raw(),
-                exit_code = status.code(),
-                "stopped"
-            ),
-            Note::ExitedDuringStop { pid, status } => tracing::info!(
-                process = %name,
-                instance = index,
-                pid = pid.as_raw(),
-                exit_code = status.code(),
-                "exited during stop"
-            ),
-            Note::KilledAfterTimeout { pid } => tracing::warn!(
-                process = %name,
-                instance = index,
-                pid = pid.as_raw(),
-                "still running after stop_timeout: sending SIGKILL to its group"
-            ),
-            Note::Blocked => tracing::error!(process = %name, instance = index, "cannot start: a dependency failed"),
-            Note::Held { pid, status } => tracing::info!(
-                process = %name,
-                instance = index,
-                pid = pid.as_raw(),
-                exit_code = status.code(),
-                "stopped by request; `supervisor start` resumes it"
-            ),
-        }
-    }
-
-    /// Spawns a new run of instance `at` and relays its output.
-    fn spawn(&mut self, at: usize, process: &PlannedProcess) -> std::io::Result<Pid> {
-        let env = process.env_for(self.instances[at].index);
-        let output = match process.config.log {
-            crate::config::LogMode::Prefix => spawn::Output::Piped,
-            crate::config::LogMode::Raw => spawn::Output::Inherit,
-        };
-        let cwd = process.config.cwd.as_deref();
-        spawn::check_cwd(cwd)?;
-        let mut command = spawn::command(&Spec {
-            command: &process.config.command,
-            cwd,
-            env,
-            user: process.user.as_ref(),
-            output,
-            pass_stdin: false,
-            take_terminal: false,
-            guarded: false,
-        });
-        let mut child = self.reaper.spawn(&mut command)?;
-        let label = self.instances[at].label.clone();
-        self.output
-            .relay_child(&mut child, &label, self.options.format, &mut self.relays);
-        let (pid, mut exit, events) = (child.pid, child.exit, self.events_tx.clone());
-        tokio::spawn(async move {
-            let status = exit.wait().await;
-            let _ = events.send(Event::Exited {
-                instance: at,
-                pid,
-                status,
-            });
-        });
-        Ok(pid)
-    }
-
-    fn start_probe(&mut self, at: usize, process: &PlannedProcess, kind: probes::Kind) {
-        let planned = &process.each[self.instances[at].index as usize];
-        let probe = match kind {
-            probes::Kind::Ready => &planned.ready,
-            probes::Kind::Live => &planned.live,
-        };
-        let (Some(probe), Some(pid)) = (probe, self.instances[at].state().pid()) else {
-            return;
-        };
-        let context = probes::Context {
-            env: planned.env.clone(),
-            cwd: process.config.cwd.clone(),
-            reaper: self.reaper.clone(),
-        };
-        let handle = probes::start(kind, probe.clone(), at, pid, context, self.events_tx.clone());
-        self.instances[at].probes.push(handle);
-    }
-
-    /// Publishes what /health shows.
-    fn publish(&self) {
-        let processes = self
-            .instances
-            .iter()
-            .map(|i| health::status::ProcessStatus {
-                name: self.processes[i.process].name.clone(),
-                instance: i.index,
-                state: i.state().name(),
-                pid: i.state().pid().map(Pid::as_raw),
-                restarts: i.core.restarts,
-                ready: matches!(i.state(), State::Running { ready: true, .. }),
-                healthy: i.core.is_healthy(),
-                started: match i.state() {
-                    State::Running { since, .. } | State::Stopping { since, .. } => Some(*since),
-                    _ => None,
-                },
-            })
-            .collect();
-        self.options.board.set_processes(processes);
-    }
-
-    fn on_failed(&mut self, at: usize, code: i32) {
-        let process = &self.processes[self.instances[at].process];
-        if process.config.is_critical && !self.options.drain.is_zero() && self.phase == RunPhase::Running {
-            // The others may still serve (the frontend when the API failed):
-            // the load balancer gets its time to notice, as for a stop signal.
-            tracing::error!(
-                process = %process.name,
-                exit_code = code,
-                "critical process failed: draining for {}, then stopping everything",
-                humantime::format_duration(self.options.drain)
-            );
-            self.options.board.set_failed();
-            self.begin_drain(StopReason::Failed { code });
-        } else if process.config.is_critical {
-            tracing::error!(process = %process.name, exit_code = code, "critical process failed: stopping everything");
-            self.begin_stop(StopReason::Failed { code });
-        } else {
-            self.first_failure.get_or_insert(code);
-            tracing::warn!(process = %process.name, exit_code = code, "non-critical process failed: the rest keeps running");
-        }
-    }
-
-    /// Readiness down, children untouched, the stop after `drain`.
-    fn begin_drain(&mut self, reason: StopReason) {
-        self.abandon_requests();
-        self.options.board.set_phase(health::Phase::Draining);
-        self.phase = RunPhase::Draining {
-            reason,
-            until: Instant::now() + self.options.drain,
-        };
-        self.cancel_unstarted();
-    }
-
-    fn begin_stop(&mut self, reason: StopReason) {
-        if self.is_stopping() {
-            return;
-        }
-        // A drain that ends early keeps what began it: a critical failure's code.
-        let reason = match &self.phase {
-            RunPhase::Draining {
-                reason: StopReason::Failed { code },
-                ..
-            } => StopReason::Failed { code: *code },
-            _ => reason,
-        };
-        if matches!(reason, StopReason::Failed { .. }) {
-            self.options.board.set_failed();
-        }
-        self.abandon_requests();
-        self.options.board.set_phase(health::Phase::Stopping);
-        self.phase = RunPhase::Stopping { reason, forced: false };
-        self.cancel_unstarted();
-    }
-
-    /// What has not started yet never will.
-    fn cancel_unstarted(&mut self) {
-        let now = Instant::now();
-        for at in 0..self.instances.len() {
-            if matches!(
-                self.instances[at].state(),
-                State::Waiting | State::Backoff { .. } | State::Held
-            ) {
-                self.apply(at, Input::Stop, now);
-            }
-        }
-    }
-
-    /// SIGKILL to every group still up; stragglers too when we are PID 1.
-    fn force(&mut self) {
-        if let RunPhase::Stopping { forced, .. } = &mut self.phase {
-            *forced = true;
-        }
-        let now = Instant::now();
-        for at in 0..self.instances.len() {
-            self.apply(at, Input::Kill, now);
-        }
-        if self.options.is_init {
-            spawn::signal_stragglers(Signal::SIGKILL, true);
-        }
-    }
-
     /// Brings every instance in line with where the run is.
     fn advance(&mut self, now: Instant) {
         for at in 0..self.instances.len() {
@@ -605,68 +363,6 @@ impl Supervisor {
         }
         changed
     }
-
-    /// Stops each running instance whose dependents are all down.
-    fn send_stop_signals(&mut self, now: Instant) {
-        for at in 0..self.instances.len() {
-            if matches!(self.instances[at].state(), State::Running { .. })
-                && self.graph.dependents_down(self.instances[at].process, &self.instances)
-            {
-                self.apply(at, Input::Stop, now);
-            }
-        }
-    }
-
-    /// After every instance is down: stop stragglers, drain output, pick the exit code.
-    async fn finish(mut self, signals: &mut mpsc::UnboundedReceiver<Signal>) -> Outcome {
-        let grace = self
-            .processes
-            .iter()
-            .map(|p| p.config.stop_timeout)
-            .max()
-            .unwrap_or(crate::config::DEFAULT_STOP_TIMEOUT);
-        let (reason, forced) = match &self.phase {
-            RunPhase::Stopping { reason, forced } => (reason.clone(), *forced),
-            // Everything exited on its own during the drain.
-            RunPhase::Draining { reason, .. } => (reason.clone(), false),
-            RunPhase::Running => (StopReason::Finished, false),
-        };
-        crate::pid1::stop_stragglers(&self.reaper, self.options.is_init, grace, forced, signals).await;
-        drain_relays(&mut self.relays, Duration::from_secs(2)).await;
-        let code = match reason {
-            StopReason::Failed { code } => code,
-            StopReason::Finished => self.first_failure.unwrap_or(0),
-            StopReason::Signal(_) => {
-                let killed = self
-                    .instances
-                    .iter()
-                    .any(|i| *i.state() == State::Stopped { clean: false });
-                if killed {
-                    128 + Signal::SIGKILL as i32
-                } else {
-                    0
-                }
-            }
-        };
-        Outcome { code }
-    }
-}
-
-/// The longest a graceful stop of `planned` can take (see [`Graph::longest_stop`]).
-pub fn longest_stop(planned: &[PlannedProcess]) -> Duration {
-    let names: Vec<&str> = planned.iter().map(|p| &*p.name).collect();
-    let graph = Graph::new(&names, &dependency_lists(planned));
-    let timeouts: Vec<Duration> = planned
-        .iter()
-        .map(|p| {
-            if p.instances == 0 {
-                Duration::ZERO
-            } else {
-                p.config.stop_timeout
-            }
-        })
-        .collect();
-    graph.longest_stop(&timeouts)
 }
 
 fn dependency_lists(planned: &[PlannedProcess]) -> Vec<Vec<(String, crate::config::Condition)>> {
@@ -680,14 +376,6 @@ fn dependency_lists(planned: &[PlannedProcess]) -> Vec<Vec<(String, crate::confi
                 .collect()
         })
         .collect()
-}
-
-async fn drain_relays(relays: &mut JoinSet<()>, limit: Duration) {
-    let drained = tokio::time::timeout(limit, async { while relays.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!("output pipes still open after every process stopped: a leftover process holds them");
-        relays.abort_all();
-    }
 }
 
 async fn next_request(
