@@ -145,8 +145,10 @@ class Supervisor(Peer):
     name = "supervisor"
     restarts = True
 
+    binary = None  # SUPERVISOR unless set (a baseline build beside the current one)
+
     def available(self):
-        return os.path.exists(SUPERVISOR)
+        return os.path.exists(self.binary or SUPERVISOR)
 
     def start(self, commands, workdir, restart=False, stdout=subprocess.DEVNULL):
         lines = ['[health]\nlisten = "off"\n']
@@ -158,7 +160,12 @@ class Supervisor(Peer):
                 lines.append('restart = "never"\n')
         path = os.path.join(workdir, "supervisor.toml")
         open(path, "w").write("".join(lines))
-        return launch([SUPERVISOR, "run", "--config", path], workdir, stdout)
+        return launch([self.binary or SUPERVISOR, "run", "--config", path], workdir, stdout)
+
+
+class Baseline(Supervisor):
+    """An earlier build (`--baseline PATH`), measured in the same run to show what a change moved."""
+    name = "supervisor (baseline)"
 
 
 class S6(Peer):
@@ -839,7 +846,7 @@ def summarize(rows, lower_is_better=True):
 
 
 def table(title, unit, stats, goal="", lower_is_better=True):
-    peers = {k: v for k, v in stats.items() if k != "supervisor" and not k.startswith("floor")}
+    peers = {k: v for k, v in stats.items() if not k.startswith("supervisor") and not k.startswith("floor")}
     best = (min if lower_is_better else max)((v[0] for v in peers.values()), default=None)
     lines = [f"### {title}\n", f"Goal: {goal}\n" if goal else "",
              f"| tool | median ({unit}) | min – max | runs | ratio to best peer |", "|---|---|---|---|---|"]
@@ -890,7 +897,13 @@ def main():
                         help="comma-separated tools that must appear in every measured metric, else exit 1 "
                              "(a tool that never comes up is otherwise just left out of the table)")
     parser.add_argument("--only", default="", help="comma-separated metrics: launch,rss,respawn,orphans,logs,migrations,health,idle,drain,size")
+    parser.add_argument("--baseline", default=None,
+                        help="an earlier supervisor binary, measured beside the current one as \"supervisor (baseline)\"")
     args = parser.parse_args()
+    if args.baseline:
+        baseline = Baseline()
+        baseline.binary = os.path.abspath(args.baseline)
+        PEERS.insert(1, baseline)
     global SUPERVISOR
     if args.binary:
         SUPERVISOR = os.path.abspath(args.binary)

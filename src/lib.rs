@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod control;
+pub mod cron;
 pub mod env;
 pub mod environment;
 pub mod error;

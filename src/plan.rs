@@ -7,7 +7,7 @@
 use crate::environment::Environment;
 use std::sync::Arc;
 
-use crate::config::{validate, Check, Config, ConfigError, Instances, Probe, Problem, Process, Template};
+use crate::config::{validate, Check, Config, ConfigError, CronJob, Instances, Probe, Problem, Process, Template};
 use crate::pid1::spawn::{self, Identity};
 
 /// One `[process.NAME]`, ready to spawn `instances` copies of.
@@ -94,6 +94,69 @@ fn wait_targets(config: &Config, env: &Environment, problems: &mut Vec<Problem>)
 pub struct Plan {
     pub wait_for: Vec<WaitTarget>,
     pub processes: Vec<PlannedProcess>,
+    pub crons: Vec<PlannedCron>,
+}
+
+/// One `[cron.NAME]` job with its environment built and its user looked up.
+#[derive(Debug)]
+pub struct PlannedCron {
+    pub job: CronJob,
+    pub env: Environment,
+    pub user: Option<Identity>,
+}
+
+impl PlannedCron {
+    /// SPEC §10: a job runs only in the contexts it lists (every context when none).
+    pub fn runs_in(&self, context: &str) -> bool {
+        self.job
+            .contexts
+            .as_ref()
+            .is_none_or(|contexts| contexts.iter().any(|c| c == context))
+    }
+}
+
+fn plan_crons(config: &Config, env: &Environment, problems: &mut Vec<Problem>) -> Vec<PlannedCron> {
+    let mut crons = Vec::new();
+    for job in &config.crons {
+        let mut report = |key: String, message: String| {
+            problems.push(Problem {
+                file: config.source.path.clone(),
+                line: None,
+                key,
+                message,
+            })
+        };
+        let user = match &job.user {
+            Some(name) => match spawn::resolve_user(name) {
+                Ok(identity) => Some(identity),
+                Err(err) => {
+                    report(format!("cron.{}.user", job.name), err.to_string());
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut scope = env.clone();
+        if let Some(identity) = &user {
+            scope.set("HOME", identity.home.clone());
+            scope.set("USER", &identity.name);
+            scope.set("LOGNAME", &identity.name);
+        }
+        scope.set("SUPERVISOR_PROCESS", format!("cron.{}", job.name));
+        let mut child_env = scope.clone();
+        for (name, template) in &job.env {
+            match template.expand(&scope) {
+                Ok(value) => child_env.set(name, value),
+                Err(err) => report(format!("cron.{}.env.{name}", job.name), err.to_string()),
+            }
+        }
+        crons.push(PlannedCron {
+            job: job.clone(),
+            env: child_env,
+            user,
+        });
+    }
+    crons
 }
 
 /// Builds the plan; `env` is the validated environment, in order.
@@ -251,10 +314,12 @@ pub fn build(config: &Config, env: &Environment) -> Result<Plan, ConfigError> {
         tracing::info!(process = %process.name, "turned off: instances = 0");
     }
     planned.retain(|p| p.instances > 0);
+    let crons = plan_crons(config, env, &mut problems);
     if problems.is_empty() {
         Ok(Plan {
             wait_for,
             processes: planned,
+            crons,
         })
     } else {
         problems.sort();

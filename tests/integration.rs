@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod config_errors;
 mod control;
+mod cron;
 mod docs;
 mod drain;
 mod env_check;

@@ -258,6 +258,29 @@ fn table(document: &serde_json::Value) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    let jobs = document["cron"].as_array().into_iter().flatten();
+    for (index, job) in jobs.enumerate() {
+        if index == 0 {
+            out.push_str("\nCRON  SCHEDULE  LAST START  LAST EXIT  NEXT RUN  RUNS (ok/failed/timeout/skipped)\n");
+        }
+        let runs = &job["runs"];
+        out.push_str(&format!(
+            "cron.{}  {} ({})  {}  {}  {}  {}/{}/{}/{}{}\n",
+            text(&job["name"]),
+            text(&job["schedule"]),
+            text(&job["timezone"]),
+            job["last_start"].as_str().unwrap_or("-"),
+            job["last_exit_code"]
+                .as_i64()
+                .map_or("-".to_string(), |code| code.to_string()),
+            job["next_run"].as_str().unwrap_or("-"),
+            runs["ok"],
+            runs["failed"],
+            runs["timeout"],
+            runs["skipped"],
+            if job["running"] == true { "  (running)" } else { "" },
+        ));
+    }
     out
 }
 

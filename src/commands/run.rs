@@ -113,7 +113,12 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
     };
     warn_if_the_stop_cannot_fit(&options, &plan.processes, ctx.settings.stop_grace);
     tracing::info!(config = %config.source.path.display(), processes = plan.processes.len(), "starting");
-    let mut supervisor = Supervisor::new(plan.processes, ctx.reaper.clone(), ctx.output.clone(), options);
+    let (crons, elsewhere): (Vec<_>, Vec<_>) = plan.crons.into_iter().partition(|job| job.runs_in(&context));
+    for job in elsewhere {
+        tracing::info!(job = %format!("cron.{}", job.job.name), context = %context, "not scheduled: not listed for this context");
+    }
+    let mut supervisor =
+        Supervisor::new(plan.processes, ctx.reaper.clone(), ctx.output.clone(), options).with_crons(crons);
     if let Some(requests) = requests {
         supervisor = supervisor.with_requests(requests);
     }

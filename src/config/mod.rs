@@ -59,6 +59,8 @@ pub struct Config {
     pub migrate: Option<MigrateSection>,
     pub tasks: Vec<Task>,
     pub processes: Vec<Process>,
+    /// `[cron.NAME]` scheduled jobs (SPEC §10).
+    pub crons: Vec<CronJob>,
 }
 
 /// One `wait_for` entry. Hosts often come from the environment
@@ -107,6 +109,22 @@ pub struct Task {
     pub contexts: Option<Vec<String>>,
     pub under_lock: bool,
     pub user: Option<String>,
+}
+
+/// A `[cron.NAME]` job: the schedule already parsed, so a bad one is a config error.
+#[derive(Debug, Clone)]
+pub struct CronJob {
+    pub name: String,
+    pub schedule: crate::cron::Schedule,
+    pub command: CommandLine,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, Template)>,
+    pub user: Option<String>,
+    pub overlap: crate::cron::Overlap,
+    /// The run's group gets SIGTERM after this long, SIGKILL 5 s later.
+    pub timeout: Option<Duration>,
+    /// Runs only in these contexts; every context when `None`.
+    pub contexts: Option<Vec<String>>,
 }
 
 /// How a command is started: a string goes through `/bin/sh -c`, an array is exec'd as is.

@@ -25,6 +25,8 @@ pub struct RawConfig {
     pub task: IndexMap<String, Spanned<RawTask>>,
     #[serde(default)]
     pub process: IndexMap<String, Spanned<RawProcess>>,
+    #[serde(default)]
+    pub cron: IndexMap<String, Spanned<RawCron>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +74,21 @@ pub struct RawTask {
     #[serde(default)]
     pub under_lock: bool,
     pub user: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCron {
+    pub schedule: Spanned<String>,
+    pub command: RawCommand,
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    pub user: Option<Spanned<String>>,
+    pub timezone: Option<Spanned<String>>,
+    pub overlap: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub contexts: Option<Vec<String>>,
 }
 
 /// `command = "node server.js"` (run by `/bin/sh -c`) or `["node", "server.js"]` (exec'd as is).

@@ -18,8 +18,8 @@ use super::interpolate::Template;
 use super::procfile;
 use super::raw::{self, Condition, RawCommand, RawConfig, RawDependsOn, RawInstances, RawProbe, RawProcess};
 use super::{
-    Backoff, Check, CommandLine, Config, Dependency, EnvSection, HealthSection, Instances, MigrateSection, Probe,
-    Problem, Process, RestartMode, RestartPolicy, Source, Task, WaitTarget, DEFAULT_HEALTH_LISTEN,
+    Backoff, Check, CommandLine, Config, CronJob, Dependency, EnvSection, HealthSection, Instances, MigrateSection,
+    Probe, Problem, Process, RestartMode, RestartPolicy, Source, Task, WaitTarget, DEFAULT_HEALTH_LISTEN,
 };
 
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -312,6 +312,11 @@ pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config
         .map(|(name, process)| check_process(&mut checker, name, process, &base_dir))
         .collect();
     check_dependencies(&mut checker, &processes, &raw.process);
+    let crons: Vec<CronJob> = raw
+        .cron
+        .iter()
+        .filter_map(|(name, cron)| check_cron(&mut checker, name, cron, &base_dir))
+        .collect();
     if migrate.is_none() {
         for (name, task) in &raw.task {
             if task.get_ref().under_lock {
@@ -337,6 +342,7 @@ pub fn from_toml(text: &str, source: Source, base_dir: PathBuf) -> Result<Config
             migrate,
             tasks,
             processes,
+            crons,
         })
     } else {
         Err(checker.problems)
@@ -393,6 +399,7 @@ pub fn from_procfile(text: &str, source: Source, base_dir: PathBuf) -> Result<Co
         migrate: None,
         tasks,
         processes,
+        crons: Vec::new(),
     })
 }
 
@@ -509,6 +516,76 @@ fn check_task(checker: &mut Checker, name: &str, task: &Spanned<raw::RawTask>, b
         under_lock: raw.under_lock,
         user: checker.user(raw.user.as_ref(), &format!("{key}.user")),
     }
+}
+
+fn check_cron(checker: &mut Checker, name: &str, cron: &Spanned<raw::RawCron>, base_dir: &Path) -> Option<CronJob> {
+    let key = |field: &str| format!("cron.{name}.{field}");
+    let span = Some(cron.span());
+    if !is_valid_name(name) {
+        checker.report(
+            span.clone(),
+            format!("cron.{name}"),
+            "a cron job name may only use letters, digits, `_` and `-`",
+        );
+    }
+    let raw = cron.get_ref();
+    let timezone = match &raw.timezone {
+        None => Some(chrono_tz::Tz::UTC),
+        Some(zone) => match zone.get_ref().parse::<chrono_tz::Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                checker.report(
+                    Some(zone.span()),
+                    key("timezone"),
+                    format!(
+                        "unknown time zone {:?} (an IANA name such as \"Europe/Berlin\" or \"UTC\")",
+                        zone.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let schedule = match crate::cron::Schedule::parse(raw.schedule.get_ref(), timezone.unwrap_or(chrono_tz::Tz::UTC)) {
+        Ok(schedule) => Some(schedule),
+        Err(reason) => {
+            checker.report(
+                Some(raw.schedule.span()),
+                key("schedule"),
+                format!("{:?}: {reason}", raw.schedule.get_ref()),
+            );
+            None
+        }
+    };
+    let overlap = match raw.overlap.as_ref().map(|o| (o, o.get_ref().as_str())) {
+        None | Some((_, "skip")) => crate::cron::Overlap::Skip,
+        Some((_, "replace")) => crate::cron::Overlap::Replace,
+        Some((spanned, other)) => {
+            checker.report(
+                Some(spanned.span()),
+                key("overlap"),
+                format!("{other:?} is not \"skip\" or \"replace\""),
+            );
+            crate::cron::Overlap::Skip
+        }
+    };
+    let timeout = raw
+        .timeout
+        .as_ref()
+        .map(|timeout| checker.duration(Some(timeout), &key("timeout"), Duration::ZERO))
+        .filter(|timeout| !timeout.is_zero());
+    let job = CronJob {
+        name: name.to_string(),
+        schedule: schedule?,
+        command: checker.command(&raw.command, span.clone(), &key("command")),
+        cwd: raw.cwd.as_ref().map(|cwd| base_dir.join(cwd)),
+        env: checker.env(&raw.env, span, &key("env")),
+        user: checker.user(raw.user.as_ref(), &key("user")),
+        overlap,
+        timeout,
+        contexts: raw.contexts.clone(),
+    };
+    timezone.map(|_| job)
 }
 
 fn check_process(checker: &mut Checker, name: &str, process: &Spanned<RawProcess>, base_dir: &Path) -> Process {

@@ -99,6 +99,29 @@ pub struct Migrations {
     pub duration_seconds: f64,
 }
 
+/// One `[cron.NAME]` job, as /health and `supervisor status` show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CronStatus {
+    pub name: std::sync::Arc<str>,
+    pub schedule: String,
+    pub timezone: &'static str,
+    pub running: bool,
+    /// RFC 3339, UTC.
+    pub last_start: Option<String>,
+    pub last_exit_code: Option<i32>,
+    pub next_run: Option<String>,
+    pub runs: CronRuns,
+}
+
+/// Runs of a job since the supervisor started, by result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CronRuns {
+    pub ok: u64,
+    pub failed: u64,
+    pub timeout: u64,
+    pub skipped: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub phase: Phase,
@@ -106,6 +129,8 @@ pub struct Snapshot {
     pub failed: bool,
     pub migrations: Migrations,
     pub processes: Vec<ProcessStatus>,
+    /// A failed run never makes /health fail (SPEC §10): jobs are listed, not judged.
+    pub cron: Vec<CronStatus>,
 }
 
 impl Snapshot {
@@ -163,6 +188,7 @@ impl Board {
                 ..Migrations::default()
             },
             processes: Vec::new(),
+            cron: Vec::new(),
         };
         Board {
             tx: watch::channel(snapshot).0,
@@ -194,6 +220,17 @@ impl Board {
         });
     }
 
+    pub fn set_cron(&self, cron: Vec<CronStatus>) {
+        self.tx.send_if_modified(|s| {
+            if s.cron == cron {
+                false
+            } else {
+                s.cron = cron;
+                true
+            }
+        });
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         self.tx.borrow().clone()
     }
@@ -213,6 +250,8 @@ struct HealthBody<'a> {
     phase: Phase,
     migrations: &'a Migrations,
     processes: &'a [ProcessStatus],
+    #[serde(skip_serializing_if = "<[CronStatus]>::is_empty")]
+    cron: &'a [CronStatus],
 }
 
 /// `/health`'s JSON body.
@@ -226,6 +265,7 @@ pub fn health_json(snapshot: &Snapshot, uptime_seconds: f64) -> String {
         phase: snapshot.phase,
         migrations: &snapshot.migrations,
         processes: &snapshot.processes,
+        cron: &snapshot.cron,
     };
     serde_json::to_string(&body).unwrap_or_else(|_| "{}".to_string()) + "\n"
 }
@@ -283,6 +323,29 @@ pub fn metrics_text(snapshot: &Snapshot, uptime_seconds: f64) -> String {
             phase.as_str(),
             u8::from(phase == snapshot.phase)
         );
+    }
+    if !snapshot.cron.is_empty() {
+        family(
+            &mut out,
+            "cron_runs_total",
+            "counter",
+            "Runs of a scheduled job since the supervisor started, by result (ok, failed, timeout, skipped).",
+        );
+        for job in &snapshot.cron {
+            let runs = job.runs;
+            for (result, count) in [
+                ("ok", runs.ok),
+                ("failed", runs.failed),
+                ("timeout", runs.timeout),
+                ("skipped", runs.skipped),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "supervisor_cron_runs_total{{job=\"{}\",result=\"{result}\"}} {count}",
+                    job.name
+                );
+            }
+        }
     }
     family(&mut out, "healthy", "gauge", "1 when /health answers 200.");
     let _ = writeln!(

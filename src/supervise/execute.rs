@@ -184,5 +184,10 @@ impl Supervisor {
             })
             .collect();
         self.options.board.set_processes(processes);
+        if !self.crons.is_empty() {
+            self.options
+                .board
+                .set_cron(self.crons.iter().map(super::cron::Scheduled::status).collect());
+        }
     }
 }

@@ -27,6 +27,7 @@
 //! SIGKILL, exit code); `requests` is the control socket's stop, restart,
 //! start and signal; `step`, `process`, `restart` and `graph` are pure.
 
+mod cron;
 mod execute;
 mod graph;
 pub mod probes;
@@ -67,6 +68,8 @@ pub enum Event {
         pid: Pid,
         status: ExitStatus,
     },
+    /// A run of cron job `job` (its `id`-th) ended.
+    CronExited { job: usize, id: u64, status: ExitStatus },
     /// A probe of the run with `pid` passed or failed once.
     Probe {
         instance: usize,
@@ -140,6 +143,8 @@ pub struct Supervisor {
     requests: Option<mpsc::Receiver<crate::control::Pending>>,
     /// Stops, restarts and starts asked for, carried out first to last.
     batches: VecDeque<requests::Batch>,
+    /// `[cron.NAME]` jobs of this context.
+    crons: Vec<cron::Scheduled>,
 }
 
 impl Supervisor {
@@ -180,7 +185,14 @@ impl Supervisor {
             first_failure: None,
             requests: None,
             batches: VecDeque::new(),
+            crons: Vec::new(),
         }
+    }
+
+    /// Runs these jobs on their schedules once the processes run (SPEC §10).
+    pub fn with_crons(mut self, crons: Vec<crate::plan::PlannedCron>) -> Supervisor {
+        self.crons = crons.into_iter().map(cron::Scheduled::new).collect();
+        self
     }
 
     /// Takes operators' requests from `requests` (the control socket's).
@@ -199,6 +211,9 @@ impl Supervisor {
             self.options.board.set_phase(health::Phase::Running);
         }
         self.advance(Instant::now());
+        if !self.is_winding_down() {
+            self.schedule_crons(Instant::now());
+        }
         self.publish();
         while !self.is_done() {
             let drain_ends = match self.phase {
@@ -211,6 +226,7 @@ impl Supervisor {
                 .filter_map(|i| i.state().deadline())
                 .chain(drain_ends)
                 .chain(self.batches.front().and_then(requests::Batch::deadline))
+                .chain(self.crons.iter().filter_map(cron::Scheduled::deadline))
                 .min();
             tokio::select! {
                 biased;
@@ -236,7 +252,9 @@ impl Supervisor {
 
     /// Also during a drain: when every process has exited on its own, there is nothing to wait for.
     fn is_done(&self) -> bool {
-        self.is_winding_down() && self.instances.iter().all(|i| i.state().is_terminal())
+        self.is_winding_down()
+            && self.instances.iter().all(|i| i.state().is_terminal())
+            && !self.crons.iter().any(cron::Scheduled::is_running)
     }
 
     fn on_signal(&mut self, signal: Signal) {
@@ -281,6 +299,10 @@ impl Supervisor {
                 if self.instances[instance].state().pid() == Some(pid) {
                     self.apply(instance, Input::Exited { status }, Instant::now());
                 }
+                while self.relays.try_join_next().is_some() {}
+            }
+            Event::CronExited { job, id, status } => {
+                self.on_cron_exit(job, id, status);
                 while self.relays.try_join_next().is_some() {}
             }
             Event::Probe {
@@ -330,11 +352,14 @@ impl Supervisor {
             self.progress_requests(now);
             while self.start_satisfied(now) {}
             self.progress_requests(now);
-            if !self.is_winding_down() && self.instances.iter().all(|i| i.state().is_terminal()) {
+            // Scheduled jobs keep a run alive whose processes have all finished (or that has none).
+            let finished = self.instances.iter().all(|i| i.state().is_terminal()) && self.crons.is_empty();
+            if !self.is_winding_down() && finished {
                 tracing::info!("every process has finished");
                 self.begin_stop(StopReason::Finished);
             }
         }
+        self.advance_crons(now);
         // Also when the stop began just now (a critical process blocked or
         // failed while starting others): nothing else would wake us to do it.
         if self.is_stopping() {

@@ -40,6 +40,7 @@ impl Supervisor {
     /// Readiness down, children untouched, the stop after `drain`.
     pub(super) fn begin_drain(&mut self, reason: StopReason) {
         self.abandon_requests();
+        self.unschedule_crons();
         self.options.board.set_phase(health::Phase::Draining);
         self.phase = RunPhase::Draining {
             reason,
@@ -64,6 +65,7 @@ impl Supervisor {
             self.options.board.set_failed();
         }
         self.abandon_requests();
+        self.stop_crons(Instant::now(), crate::config::DEFAULT_STOP_TIMEOUT);
         self.options.board.set_phase(health::Phase::Stopping);
         self.phase = RunPhase::Stopping { reason, forced: false };
         self.cancel_unstarted();
@@ -91,6 +93,7 @@ impl Supervisor {
         for at in 0..self.instances.len() {
             self.apply(at, Input::Kill, now);
         }
+        self.kill_crons();
         if self.options.is_init {
             spawn::signal_stragglers(Signal::SIGKILL, true);
         }
