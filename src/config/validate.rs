@@ -529,25 +529,18 @@ fn check_cron(checker: &mut Checker, name: &str, cron: &Spanned<raw::RawCron>, b
         );
     }
     let raw = cron.get_ref();
-    let timezone = match &raw.timezone {
-        None => Some(chrono_tz::Tz::UTC),
-        Some(zone) => match zone.get_ref().parse::<chrono_tz::Tz>() {
-            Ok(tz) => Some(tz),
-            Err(_) => {
-                checker.report(
-                    Some(zone.span()),
-                    key("timezone"),
-                    format!(
-                        "unknown time zone {:?} (an IANA name such as \"Europe/Berlin\" or \"UTC\")",
-                        zone.get_ref()
-                    ),
-                );
-                None
-            }
-        },
-    };
-    let schedule = match crate::cron::Schedule::parse(raw.schedule.get_ref(), timezone.unwrap_or(chrono_tz::Tz::UTC)) {
+    let zone = raw.timezone.as_ref().map_or("UTC", |zone| zone.get_ref().as_str());
+    let schedule = match crate::cron::Schedule::parse(raw.schedule.get_ref(), zone) {
         Ok(schedule) => Some(schedule),
+        Err(crate::cron::ScheduleError::UnknownZone) => {
+            let span = raw.timezone.as_ref().map(|zone| zone.span());
+            checker.report(
+                span,
+                key("timezone"),
+                format!("unknown time zone {zone:?} (an IANA name such as \"Europe/Berlin\" or \"UTC\")"),
+            );
+            None
+        }
         Err(reason) => {
             checker.report(
                 Some(raw.schedule.span()),
@@ -585,7 +578,7 @@ fn check_cron(checker: &mut Checker, name: &str, cron: &Spanned<raw::RawCron>, b
         timeout,
         contexts: raw.contexts.clone(),
     };
-    timezone.map(|_| job)
+    Some(job)
 }
 
 fn check_process(checker: &mut Checker, name: &str, process: &Spanned<RawProcess>, base_dir: &Path) -> Process {

@@ -2,7 +2,8 @@
 //!
 //! # Time
 //! An occurrence is a wall-clock instant, computed by croner in the job's
-//! IANA time zone (chrono-tz): a fixed-time job (`30 2 * * *`) runs once on
+//! IANA time zone (jiff: the system's zoneinfo, else the copy compiled in,
+//! for scratch and distroless images): a fixed-time job (`30 2 * * *`) runs once on
 //! both daylight-saving change days — in the spring gap at the first real
 //! instant after it, in the autumn overlap at the earlier of the two 02:30s.
 //! The loop sleeps on the monotonic clock until the next occurrence is due
@@ -18,10 +19,10 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 
 /// What to do when a run is due while the previous one still runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,54 +39,68 @@ pub struct Schedule {
     /// As written, for logs and /health.
     pub text: String,
     cron: Cron,
-    pub timezone: Tz,
+    pub timezone: TimeZone,
+    /// The zone's IANA name, as configured (`UTC` by default).
+    pub timezone_name: String,
 }
 
 impl Schedule {
     /// 5 fields, or 6 with seconds first, or `@hourly`, `@daily`…
-    pub fn parse(text: &str, timezone: Tz) -> Result<Schedule, String> {
+    pub fn parse(text: &str, timezone_name: &str) -> Result<Schedule, ScheduleError> {
+        let timezone = TimeZone::get(timezone_name).map_err(|_| ScheduleError::UnknownZone)?;
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
             .build()
             .parse(text.trim())
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| ScheduleError::Pattern(err.to_string()))?;
         // A pattern that can never match (`0 0 31 2 *`) would otherwise sleep forever in silence.
         let schedule = Schedule {
             text: text.to_string(),
             cron,
             timezone,
+            timezone_name: timezone_name.to_string(),
         };
-        if schedule.next_after(Utc::now()).is_none() {
-            return Err("never matches a real date".to_string());
+        if schedule.next_after(Timestamp::now()).is_none() {
+            return Err(ScheduleError::Never);
         }
         Ok(schedule)
     }
 
     /// The first occurrence strictly after `after`.
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&self.timezone);
+    pub fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
+        let local = after.to_zoned(self.timezone.clone());
         self.cron
             .find_next_occurrence(&local, false)
             .ok()
-            .map(|next| next.with_timezone(&Utc))
+            .map(|next| next.timestamp())
     }
+}
+
+/// Why a schedule or its zone was refused (the message names no value but the one written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("{0}")]
+    Pattern(String),
+    #[error("never matches a real date")]
+    Never,
+    #[error("unknown time zone")]
+    UnknownZone,
 }
 
 /// What the loop does when it wakes for an occurrence due at `due`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
     /// Run now, once; the next occurrence is `next` (None: the schedule has no more).
-    Run { next: Option<DateTime<Utc>> },
+    Run { next: Option<Timestamp> },
     /// Not yet by the wall clock: sleep this much more.
     NotYet(Duration),
 }
 
 /// The one rule of the module doc: run when the wall clock has reached
 /// `due`, and then schedule from now, never from `due`.
-pub fn wake(schedule: &Schedule, due: DateTime<Utc>, now: DateTime<Utc>) -> Wake {
+pub fn wake(schedule: &Schedule, due: Timestamp, now: Timestamp) -> Wake {
     if now < due {
-        let left = (due - now).to_std().unwrap_or_default();
-        return Wake::NotYet(left);
+        return Wake::NotYet(until(due, now));
     }
     Wake::Run {
         next: schedule.next_after(now.max(due)),
@@ -93,29 +108,31 @@ pub fn wake(schedule: &Schedule, due: DateTime<Utc>, now: DateTime<Utc>) -> Wake
 }
 
 /// How long until `due` by the wall clock, for the loop's monotonic sleep.
-pub fn until(due: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
-    (due - now).to_std().unwrap_or_default()
+pub fn until(due: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(due.duration_since(now)).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use jiff::SignedDuration;
 
-    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, s)
-            .single()
+    fn utc(y: i16, mo: i8, d: i8, h: i8, mi: i8, s: i8) -> Timestamp {
+        jiff::civil::date(y, mo, d)
+            .at(h, mi, s, 0)
+            .to_zoned(TimeZone::UTC)
             .expect("a valid instant")
+            .timestamp()
     }
 
     fn berlin(text: &str) -> Schedule {
-        Schedule::parse(text, chrono_tz::Europe::Berlin).expect("parses")
+        Schedule::parse(text, "Europe/Berlin").expect("parses")
     }
 
     /// Occurrences in [from, to).
-    fn runs(schedule: &Schedule, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    fn runs(schedule: &Schedule, from: Timestamp, to: Timestamp) -> Vec<Timestamp> {
         let mut out = Vec::new();
-        let mut at = from - chrono::Duration::seconds(1);
+        let mut at = from - SignedDuration::from_secs(1);
         while let Some(next) = schedule.next_after(at).filter(|next| *next < to) {
             out.push(next);
             at = next;
@@ -146,7 +163,7 @@ mod tests {
 
     #[test]
     fn five_or_six_fields_aliases_and_bad_patterns() {
-        let utc_zone = chrono_tz::Tz::UTC;
+        let utc_zone = "UTC";
         let every_second = Schedule::parse("* * * * * *", utc_zone).expect("6 fields");
         let t = utc(2026, 1, 1, 0, 0, 0);
         assert_eq!(every_second.next_after(t), Some(utc(2026, 1, 1, 0, 0, 1)));
@@ -162,7 +179,7 @@ mod tests {
     /// The wall-clock rule, with an injected clock.
     #[test]
     fn a_late_wake_runs_once_and_a_clock_stepped_back_waits() {
-        let job = Schedule::parse("*/5 * * * *", chrono_tz::Tz::UTC).expect("parses");
+        let job = Schedule::parse("*/5 * * * *", "UTC").expect("parses");
         let due = utc(2026, 5, 1, 10, 0, 0);
         // On time.
         assert_eq!(
@@ -186,9 +203,13 @@ mod tests {
         );
         // The monotonic sleep ended a little early by the wall clock: not yet.
         assert_eq!(
-            wake(&job, due, due - chrono::Duration::milliseconds(3)),
+            wake(&job, due, due - SignedDuration::from_millis(3)),
             Wake::NotYet(Duration::from_millis(3))
         );
-        assert_eq!(until(due, due + chrono::Duration::seconds(1)), Duration::ZERO);
+        assert_eq!(until(due, due + SignedDuration::from_secs(1)), Duration::ZERO);
+        assert_eq!(
+            Schedule::parse("@daily", "Mars/Olympus").err(),
+            Some(ScheduleError::UnknownZone)
+        );
     }
 }

@@ -104,7 +104,7 @@ pub struct Migrations {
 pub struct CronStatus {
     pub name: std::sync::Arc<str>,
     pub schedule: String,
-    pub timezone: &'static str,
+    pub timezone: String,
     pub running: bool,
     /// RFC 3339, UTC.
     pub last_start: Option<String>,

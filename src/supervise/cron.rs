@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -26,12 +26,12 @@ pub struct Scheduled {
     planned: Arc<PlannedCron>,
     name: Arc<str>,
     /// The next occurrence by the wall clock, and when the loop wakes for it.
-    due: Option<DateTime<Utc>>,
+    due: Option<Timestamp>,
     wake_at: Option<Instant>,
     run: Option<Run>,
     /// `overlap = "replace"`: the old run was told to stop; start when it has.
     replace_pending: bool,
-    last_start: Option<DateTime<Utc>>,
+    last_start: Option<Timestamp>,
     last_exit: Option<i32>,
     runs: CronRuns,
     next_id: u64,
@@ -82,11 +82,11 @@ impl Scheduled {
     }
 
     pub fn status(&self) -> CronStatus {
-        let rfc3339 = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let rfc3339 = |at: Timestamp| format!("{at:.3}");
         CronStatus {
             name: self.planned.job.name.as_str().into(),
             schedule: self.planned.job.schedule.text.clone(),
-            timezone: self.planned.job.schedule.timezone.name(),
+            timezone: self.planned.job.schedule.timezone_name.clone(),
             running: self.run.is_some(),
             last_start: self.last_start.map(rfc3339),
             last_exit_code: self.last_exit,
@@ -99,7 +99,7 @@ impl Scheduled {
 impl Supervisor {
     /// The processes run: every job gets its first occurrence.
     pub(super) fn schedule_crons(&mut self, now: Instant) {
-        let wall = Utc::now();
+        let wall = Timestamp::now();
         for job in &mut self.crons {
             job.due = job.planned.job.schedule.next_after(wall);
             job.wake_at = job.due.map(|due| now + cron::until(due, wall));
@@ -107,8 +107,8 @@ impl Supervisor {
                 tracing::info!(
                     job = %job.name,
                     schedule = %job.planned.job.schedule.text,
-                    timezone = job.planned.job.schedule.timezone.name(),
-                    next = %due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    timezone = %job.planned.job.schedule.timezone_name,
+                    next = %format!("{due:.0}"),
                     "scheduled"
                 );
             }
@@ -153,7 +153,7 @@ impl Supervisor {
             if wake_at > now {
                 continue;
             }
-            let wall = Utc::now();
+            let wall = Timestamp::now();
             match cron::wake(&job.planned.job.schedule, due, wall) {
                 Wake::NotYet(left) => job.wake_at = Some(now + left),
                 Wake::Run { next } => {
@@ -205,7 +205,7 @@ impl Supervisor {
         let job = &mut self.crons[at];
         let planned = job.planned.clone();
         let config = &planned.job;
-        job.last_start = Some(Utc::now());
+        job.last_start = Some(Timestamp::now());
         let started = Job::start(
             &runner,
             &job.name,
@@ -250,7 +250,7 @@ impl Supervisor {
         job.last_exit = Some(status.code());
         let next = job
             .due
-            .map(|due| due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .map(|due| format!("{due:.0}"))
             .unwrap_or_else(|| "none".to_string());
         if run.timed_out {
             job.runs.timeout += 1;
