@@ -32,6 +32,12 @@ pub enum Command {
         /// Deployment context (production, staging, …) [default: $SUPERVISOR_CONTEXT]
         #[arg(long, value_name = "NAME")]
         context: Option<String>,
+        /// Start only these processes, with the dependencies they need (comma-separated)
+        #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
+        only: Vec<String>,
+        /// Start every process but these (comma-separated)
+        #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
+        except: Vec<String>,
     },
     /// Run one command with the same environment as `run`, reaping and forwarding signals
     Exec {

@@ -56,7 +56,7 @@ impl Job {
         let mut relays = JoinSet::new();
         runner
             .output
-            .relay_child(&mut child, &label, runner.format, &mut relays);
+            .relay_child(&mut child, &label, runner.format, &mut relays, None);
         Ok(Job {
             pid: child.pid,
             exit: child.exit,

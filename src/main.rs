@@ -17,7 +17,7 @@ use supervisor::config::{self, settings::Settings};
 use supervisor::control::protocol::Request;
 use supervisor::error::Error;
 use supervisor::logs::{self, Output};
-use supervisor::{pid1, supervise};
+use supervisor::{pid1, plan, supervise};
 
 fn main() {
     // PID 1 drops signals left at SIG_DFL, and threads inherit the mask: block
@@ -97,7 +97,9 @@ fn run(cli: Cli, output: Output) -> Result<supervise::Outcome, Error> {
             is_init,
         };
         match cli.command {
-            Command::Run { context } => commands::run::run(ctx, context).await,
+            Command::Run { context, only, except } => {
+                commands::run::run(ctx, context, plan::Selection { only, except }).await
+            }
             Command::Exec { context, command } => commands::exec::exec(ctx, context, command).await,
             Command::CheckEnv { context, format } => commands::check_env::check_env(ctx, context, format),
             Command::EnvExample => commands::env_example::env_example(ctx),

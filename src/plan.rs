@@ -47,7 +47,7 @@ fn expand_probe(check: &mut Check, env: &Environment) -> Result<(), String> {
     let (text, is_valid): (&mut String, fn(&str) -> bool) = match check {
         Check::Http(url) => (url, |url| url.starts_with("http://")),
         Check::Tcp(address) => (address, validate::is_probe_address),
-        Check::Exec(_) => return Ok(()),
+        Check::Exec(_) | Check::Log { .. } => return Ok(()),
     };
     let expanded = Template::parse(text)
         .and_then(|template| template.expand(env))
@@ -157,6 +157,63 @@ fn plan_crons(config: &Config, env: &Environment, problems: &mut Vec<Problem>) -
         });
     }
     crons
+}
+
+/// `supervisor run --only api,web` / `--except bot`, as foreman and overmind users expect.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub only: Vec<String>,
+    pub except: Vec<String>,
+}
+
+/// The processes `selection` keeps: `--only` and every dependency it needs
+/// (transitively), minus `--except`; dropping a dependency of a kept process
+/// is refused, since that process could never start.
+pub fn select(processes: Vec<PlannedProcess>, selection: &Selection) -> Result<Vec<PlannedProcess>, String> {
+    let known: Vec<&str> = processes.iter().map(|p| &*p.name).collect();
+    for (flag, names) in [("--only", &selection.only), ("--except", &selection.except)] {
+        if let Some(unknown) = names.iter().find(|name| !known.contains(&name.as_str())) {
+            return Err(format!(
+                "{flag}: no process named {unknown:?} (the processes are {})",
+                known.join(", ")
+            ));
+        }
+    }
+    let mut keep: Vec<bool> = vec![selection.only.is_empty(); processes.len()];
+    let mut pending: Vec<usize> = (0..processes.len())
+        .filter(|&at| selection.only.iter().any(|name| *name == *processes[at].name))
+        .collect();
+    while let Some(at) = pending.pop() {
+        if std::mem::replace(&mut keep[at], true) {
+            continue;
+        }
+        for dependency in &processes[at].config.depends_on {
+            pending.extend(processes.iter().position(|p| *p.name == *dependency.process));
+        }
+    }
+    for (at, process) in processes.iter().enumerate() {
+        if selection.except.iter().any(|name| *name == *process.name) {
+            keep[at] = false;
+        }
+    }
+    for (_, process) in processes.iter().enumerate().filter(|(at, _)| keep[*at]) {
+        if let Some(dropped) = process
+            .config
+            .depends_on
+            .iter()
+            .find(|d| selection.except.contains(&d.process))
+        {
+            return Err(format!(
+                "--except {}: {} depends on it; leave {} out too",
+                dropped.process, process.name, process.name
+            ));
+        }
+    }
+    Ok(processes
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(process, kept)| kept.then_some(process))
+        .collect())
 }
 
 /// Builds the plan; `env` is the validated environment, in order.

@@ -8,6 +8,7 @@ mod cli;
 mod config_errors;
 mod control;
 mod cron;
+mod dev;
 mod docs;
 mod drain;
 mod env_check;

@@ -22,7 +22,7 @@ use crate::wait_for;
 
 use super::Context;
 
-pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, Error> {
+pub async fn run(mut ctx: Context, context: Option<String>, selection: plan::Selection) -> Result<Outcome, Error> {
     // 1. The config.
     let config = config::load(config::locate(ctx.config_path().as_deref())?)?;
 
@@ -32,7 +32,9 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
         tracing::info!(context = %report.context, variables = report.checked, "environment ok");
     }
 
-    let plan = plan::build(&config, &environment.vars)?;
+    let mut plan = plan::build(&config, &environment.vars)?;
+    // `--only` / `--except` (a dev's subset): refused before anything starts.
+    plan.processes = plan::select(plan.processes, &selection).map_err(Error::Usage)?;
 
     // 3. The health server, so orchestrators see `starting` from now on.
     let board = Board::new();
@@ -119,6 +121,14 @@ pub async fn run(mut ctx: Context, context: Option<String>) -> Result<Outcome, E
     }
     let mut supervisor =
         Supervisor::new(plan.processes, ctx.reaper.clone(), ctx.output.clone(), options).with_crons(crons);
+    supervisor = match supervisor.watch_files(&config.base_dir) {
+        Ok(supervisor) => supervisor,
+        Err(failed) => {
+            let (supervisor, err) = *failed;
+            tracing::warn!("watch: {err}; processes will not restart on file changes");
+            supervisor
+        }
+    };
     if let Some(requests) = requests {
         supervisor = supervisor.with_requests(requests);
     }

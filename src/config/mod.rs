@@ -163,6 +163,9 @@ pub struct Process {
     pub depends_on: Vec<Dependency>,
     pub user: Option<String>,
     pub log: LogMode,
+    /// Globs relative to the config's folder (`watch.rs`).
+    pub watch: Vec<String>,
+    pub watch_ignore: Vec<String>,
 }
 
 /// `[health].listen` and `SUPERVISOR_HEALTH_LISTEN`, in the forms people
@@ -220,6 +223,8 @@ impl Process {
             depends_on: Vec::new(),
             user: None,
             log: LogMode::Prefix,
+            watch: Vec::new(),
+            watch_ignore: Vec::new(),
         }
     }
 }
@@ -268,6 +273,21 @@ pub enum Check {
     Http(String),
     Tcp(String),
     Exec(CommandLine),
+    /// Ready when a line matches (`✓ Ready in 1.2s`): read by the output
+    /// relays as lines pass, never polled.
+    Log {
+        pattern: std::sync::Arc<regex::bytes::Regex>,
+        stream: LogStream,
+    },
+}
+
+/// Which output a `log` readiness check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// Many frameworks announce readiness on stderr: both, by default.
+    Any,
 }
 
 /// One config problem, with everything needed to find it in the file.

@@ -132,6 +132,11 @@ pub struct RawProcess {
     pub depends_on: Option<Spanned<RawDependsOn>>,
     pub user: Option<Spanned<String>>,
     pub log: Option<LogMode>,
+    /// Dev: restart when a file matching one of these globs changes.
+    #[serde(default)]
+    pub watch: Vec<String>,
+    #[serde(default)]
+    pub watch_ignore: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -166,6 +171,10 @@ pub struct RawProbe {
     pub http: Option<String>,
     pub tcp: Option<String>,
     pub exec: Option<RawCommand>,
+    /// A regex: ready when a line of the process's output matches.
+    pub log: Option<String>,
+    /// Which output `log` reads: stdout, stderr or any (default).
+    pub stream: Option<String>,
     pub interval: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub failure_threshold: Option<u32>,

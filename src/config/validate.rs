@@ -128,6 +128,16 @@ impl Checker<'_> {
         env
     }
 
+    /// Globs (`watch`, `watch_ignore`), each checked as globset will read it.
+    fn globs(&mut self, patterns: &[String], span: Option<Range<usize>>, key: &str) -> Vec<String> {
+        for pattern in patterns {
+            if let Err(err) = globset::Glob::new(pattern) {
+                self.report(span.clone(), key, format!("invalid pattern {pattern:?}: {err}"));
+            }
+        }
+        patterns.to_vec()
+    }
+
     fn user(&mut self, user: Option<&Spanned<String>>, key: &str) -> Option<String> {
         let user = user?;
         if let Err(err) = crate::pid1::spawn::resolve_user(user.get_ref()) {
@@ -710,15 +720,25 @@ fn check_process(checker: &mut Checker, name: &str, process: &Spanned<RawProcess
             }),
         user: checker.user(raw.user.as_ref(), &key("user")),
         log: raw.log.unwrap_or_default(),
+        watch: checker.globs(&raw.watch, span.clone(), &key("watch")),
+        watch_ignore: checker.globs(&raw.watch_ignore, span.clone(), &key("watch_ignore")),
     }
 }
 
 fn check_probe(checker: &mut Checker, probe: &Spanned<RawProbe>, key: &str, default_interval: Duration) -> Probe {
     let raw = probe.get_ref();
     let span = Some(probe.span());
-    let checks = [raw.http.is_some(), raw.tcp.is_some(), raw.exec.is_some()];
+    let checks = [
+        raw.http.is_some(),
+        raw.tcp.is_some(),
+        raw.exec.is_some(),
+        raw.log.is_some(),
+    ];
     if checks.iter().filter(|&&set| set).count() != 1 {
-        checker.report(span.clone(), key, "needs exactly one of `http`, `tcp` or `exec`");
+        checker.report(span.clone(), key, "needs exactly one of `http`, `tcp`, `exec` or `log`");
+    }
+    if raw.stream.is_some() && raw.log.is_none() {
+        checker.report(span.clone(), format!("{key}.stream"), "only goes with `log`");
     }
     // `${VAR}` is expanded per process (plan.rs), so `${PORT}` is the process's own port.
     let literal = |checker: &mut Checker, text: &str| match Template::parse(text) {
@@ -745,6 +765,37 @@ fn check_probe(checker: &mut Checker, probe: &Spanned<RawProbe>, key: &str, defa
         Check::Tcp(address.clone())
     } else if let Some(command) = &raw.exec {
         Check::Exec(checker.command(command, span.clone(), &format!("{key}.exec")))
+    } else if let Some(pattern) = &raw.log {
+        let stream = match raw.stream.as_deref() {
+            None | Some("any") => super::LogStream::Any,
+            Some("stdout") => super::LogStream::Stdout,
+            Some("stderr") => super::LogStream::Stderr,
+            Some(other) => {
+                checker.report(
+                    span.clone(),
+                    format!("{key}.stream"),
+                    format!("{other:?} is not \"stdout\", \"stderr\" or \"any\""),
+                );
+                super::LogStream::Any
+            }
+        };
+        if key.ends_with(".live") {
+            checker.report(
+                span.clone(),
+                format!("{key}.log"),
+                "a line once printed cannot tell whether the process still works: use http, tcp or exec for `live`",
+            );
+        }
+        match regex::bytes::Regex::new(pattern) {
+            Ok(regex) => Check::Log {
+                pattern: std::sync::Arc::new(regex),
+                stream,
+            },
+            Err(err) => {
+                checker.report(span.clone(), format!("{key}.log"), format!("invalid regex: {err}"));
+                Check::Tcp(String::new())
+            }
+        }
     } else {
         Check::Tcp(String::new())
     };

@@ -403,7 +403,7 @@ async fn logs(write: &mut (impl AsyncWrite + Unpin), recent: &Recent, names: &[S
             }
         }
         for batch in batches {
-            if write_within(write, batch.text.as_bytes()).await.is_err() {
+            if write_within(write, batch.text().as_bytes()).await.is_err() {
                 return;
             }
         }

@@ -52,8 +52,17 @@ pub struct Label {
     prefix: Vec<u8>,
 }
 
-/// ANSI colours cycled over processes, as honcho and foreman do.
+/// ANSI colours for prefixes, as honcho and foreman use.
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+
+/// A process's colour, from its name alone: adding or reordering processes
+/// never repaints the others (FNV-1a, for a stable spread over six colours).
+pub fn colour_of(name: &str) -> usize {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % COLOURS.len() as u64) as usize
+}
 
 impl Label {
     /// `width`: the widest `name.N` of the run, so every `|` lines up
@@ -147,20 +156,52 @@ fn render(line: &[u8], label: &Label, stream: Stream, format: Format, out: &mut 
     }
 }
 
-/// `lines` (whole lines, or one last piece) as `name | line` text, for `supervisor logs`.
-fn plain(lines: &[u8], name: &str) -> String {
-    let mut text = String::with_capacity(lines.len() + 16);
-    if lines.is_empty() {
-        return text;
+/// `ready = { log = "…" }`: the first matching line of the run, on either of
+/// its relays, says so once; afterwards lines are not even looked at.
+pub struct ReadyLine {
+    pattern: Arc<regex::bytes::Regex>,
+    stream: crate::config::LogStream,
+    fired: std::sync::atomic::AtomicBool,
+    tell: Box<dyn Fn() + Send + Sync>,
+}
+
+impl ReadyLine {
+    pub fn new(
+        pattern: Arc<regex::bytes::Regex>,
+        stream: crate::config::LogStream,
+        tell: impl Fn() + Send + Sync + 'static,
+    ) -> Arc<ReadyLine> {
+        Arc::new(ReadyLine {
+            pattern,
+            stream,
+            fired: std::sync::atomic::AtomicBool::new(false),
+            tell: Box::new(tell),
+        })
     }
-    for line in lines.strip_suffix(b"\n").unwrap_or(lines).split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        text.push_str(name);
-        text.push_str(" | ");
-        text.push_str(&String::from_utf8_lossy(line));
-        text.push('\n');
+
+    /// Whether lines of `stream` can make it ready.
+    pub fn reads(&self, stream: Stream) -> bool {
+        use crate::config::LogStream;
+        match self.stream {
+            LogStream::Any => true,
+            LogStream::Stdout => stream == Stream::Stdout,
+            LogStream::Stderr => stream == Stream::Stderr,
+        }
     }
-    text
+
+    fn look(&self, line: &[u8]) {
+        use std::sync::atomic::Ordering;
+        if !self.fired.load(Ordering::Relaxed)
+            && self.pattern.is_match(line)
+            && !self.fired.swap(true, Ordering::AcqRel)
+        {
+            (self.tell)();
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.fired.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Relays `pipe` to `sink` until EOF.
@@ -175,10 +216,16 @@ pub async fn relay(
     format: Format,
     sink: Sink,
     recent: Option<Arc<Recent>>,
+    ready: Option<Arc<ReadyLine>>,
 ) {
     let keep = |lines: &[u8]| {
         if let Some(recent) = &recent {
-            recent.push(&label.name, stream, plain(lines, &label.name));
+            recent.push(&label.name, stream, lines);
+        }
+        if let Some(ready) = ready.as_ref().filter(|ready| !ready.done()) {
+            for line in lines.split(|&b| b == b'\n') {
+                ready.look(line);
+            }
         }
     };
     let mut buf: Vec<u8> = Vec::with_capacity(MAX_LINE);
@@ -230,13 +277,6 @@ mod tests {
         let mut out = Vec::new();
         render(line, &label, Stream::Stderr, format, &mut out);
         String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn keeps_plain_lines_for_supervisor_logs() {
-        assert_eq!(plain(b"a\r\n\nb\n", "web.0"), "web.0 | a\nweb.0 | \nweb.0 | b\n");
-        assert_eq!(plain(b"last", "web.0"), "web.0 | last\n");
-        assert_eq!(plain(b"", "web.0"), "");
     }
 
     #[test]

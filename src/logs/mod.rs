@@ -137,6 +137,7 @@ impl Output {
         label: &std::sync::Arc<lines::Label>,
         format: lines::Format,
         relays: &mut tokio::task::JoinSet<()>,
+        ready_line: Option<Arc<lines::ReadyLine>>,
     ) {
         let pipes = [
             (child.stdout.take(), lines::Stream::Stdout),
@@ -147,6 +148,7 @@ impl Output {
             match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
                 Ok(pipe) => {
                     let sink = self.sink(stream).clone();
+                    let ready = ready_line.clone().filter(|ready| ready.reads(stream));
                     relays.spawn(lines::relay(
                         pipe,
                         label.clone(),
@@ -154,6 +156,7 @@ impl Output {
                         format,
                         sink,
                         self.recent.clone(),
+                        ready,
                     ));
                 }
                 Err(err) => ::tracing::error!(process = %label.process, error = %err, "cannot read an output pipe"),

@@ -1,8 +1,9 @@
 //! The last lines of every process, kept in memory for `supervisor logs`
 //! (SPEC §9), and a way to follow what comes next.
 //!
-//! Relays add what they read in batches (one lock per read of a pipe, not per
-//! line), as plain `name.N | text` lines whatever the output format. The
+//! Relays add what they read in batches (one lock and one copy per read of
+//! a pipe, not per line), as the raw bytes of whole lines; the `name.N | `
+//! prefix is added only when somebody asks, so keeping costs a memcpy. The
 //! buffer is bounded in bytes; the oldest batches go first. A follower keeps
 //! the sequence number of the last batch it saw and waits on a `Notify`, so
 //! nothing here ever waits for a reader: a slow `logs -f` falls behind and is
@@ -25,8 +26,32 @@ pub struct Batch {
     /// `name.N`, the same for every line of the batch.
     pub instance: Arc<str>,
     pub stream: Stream,
-    /// Whole lines, each ending in `\n`, with the `name.N | ` prefix.
-    pub text: String,
+    /// Whole lines as the process wrote them, each ending in `\n`.
+    pub lines: Vec<u8>,
+}
+
+impl Batch {
+    /// `name.N | line` text, one per line.
+    pub fn text(&self) -> String {
+        let mut text = String::with_capacity(self.lines.len() + 16);
+        for line in self
+            .lines
+            .strip_suffix(b"\n")
+            .unwrap_or(&self.lines)
+            .split(|&b| b == b'\n')
+        {
+            push_line(&mut text, &self.instance, line);
+        }
+        text
+    }
+}
+
+fn push_line(text: &mut String, instance: &str, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    text.push_str(instance);
+    text.push_str(" | ");
+    text.push_str(&String::from_utf8_lossy(line));
+    text.push('\n');
 }
 
 #[derive(Default)]
@@ -52,24 +77,25 @@ impl Recent {
         self.ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds the lines of one read; `text` must be whole lines.
-    pub fn push(&self, instance: &Arc<str>, stream: Stream, text: String) {
-        if text.is_empty() {
+    /// Adds the lines of one read: whole lines, each ending in `\n`.
+    pub fn push(&self, instance: &Arc<str>, stream: Stream, lines: &[u8]) {
+        if lines.is_empty() {
             return;
         }
+        let lines = lines.to_vec();
         let mut ring = self.lock();
         let seq = ring.next_seq;
         ring.next_seq += 1;
-        ring.bytes += text.len();
+        ring.bytes += lines.len();
         ring.batches.push_back(Batch {
             seq,
             instance: instance.clone(),
             stream,
-            text,
+            lines,
         });
         while ring.bytes > CAPACITY && ring.batches.len() > 1 {
             if let Some(old) = ring.batches.pop_front() {
-                ring.bytes -= old.text.len();
+                ring.bytes -= old.lines.len();
             }
         }
         drop(ring);
@@ -88,11 +114,14 @@ impl Recent {
             if !wanted(&batch.instance) {
                 continue;
             }
-            for line in batch.text.lines().rev() {
+            let body = batch.lines.strip_suffix(b"\n").unwrap_or(&batch.lines);
+            for line in body.rsplit(|&b| b == b'\n') {
                 if out.len() >= lines {
                     break;
                 }
-                out.push(format!("{line}\n"));
+                let mut text = String::new();
+                push_line(&mut text, &batch.instance, line);
+                out.push(text);
             }
         }
         out.reverse();
@@ -130,9 +159,9 @@ mod tests {
         let recent = Recent::default();
         let web: Arc<str> = "web.0".into();
         let api: Arc<str> = "api.0".into();
-        recent.push(&web, Stream::Stdout, "web.0 | one\nweb.0 | two\n".into());
-        recent.push(&api, Stream::Stderr, "api.0 | three\n".into());
-        recent.push(&web, Stream::Stdout, "web.0 | four\n".into());
+        recent.push(&web, Stream::Stdout, b"one\ntwo\r\n");
+        recent.push(&api, Stream::Stderr, b"three\n");
+        recent.push(&web, Stream::Stdout, b"four\n");
         let (lines, next) = recent.tail(2, |i| i == "web.0");
         assert_eq!(lines, ["web.0 | two\n", "web.0 | four\n"]);
         assert_eq!(next, 3);
@@ -140,10 +169,11 @@ mod tests {
         assert_eq!(all.len(), 4);
         let (batches, next, missed) = recent.since(1, |_| true);
         assert_eq!((batches.len(), next, missed), (2, 3, 0));
+        assert_eq!(batches[0].text(), "api.0 | three\n");
 
         let big = "x".repeat(CAPACITY / 4);
         for _ in 0..8 {
-            recent.push(&web, Stream::Stdout, format!("web.0 | {big}\n"));
+            recent.push(&web, Stream::Stdout, format!("{big}\n").as_bytes());
         }
         let ring = recent.lock();
         assert!(ring.bytes <= CAPACITY, "{}", ring.bytes);

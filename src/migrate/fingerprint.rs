@@ -2,7 +2,7 @@
 //! unchanged tool run (`npx prisma migrate deploy` with the same
 //! `prisma/migrations/**`) is skipped without even taking the lock.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSetBuilder};
 use sha2::{Digest, Sha256};
@@ -37,7 +37,7 @@ pub fn compute(command: &str, patterns: &[String], base: &Path) -> Result<String
     })?;
     let mut files: Vec<(String, String)> = Vec::new();
     let mut matched = vec![false; patterns.len()];
-    for root in patterns.iter().map(|p| literal_prefix(p)) {
+    for root in patterns.iter().map(|p| crate::globs::literal_prefix(p)) {
         let start = base.join(&root);
         if !start.exists() {
             continue;
@@ -81,21 +81,6 @@ pub fn compute(command: &str, patterns: &[String], base: &Path) -> Result<String
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// The folder a pattern starts in, before its first wildcard: only that
-/// subtree is walked (never the whole repository and its node_modules).
-fn literal_prefix(pattern: &str) -> PathBuf {
-    let mut prefix = PathBuf::new();
-    let components: Vec<Component> = Path::new(pattern).components().collect();
-    for (index, component) in components.iter().enumerate() {
-        let text = component.as_os_str().to_string_lossy();
-        if text.contains(['*', '?', '[', '{']) || index + 1 == components.len() {
-            break;
-        }
-        prefix.push(component);
-    }
-    prefix
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,16 +118,5 @@ mod tests {
             error.to_string().starts_with("\"prisma/migration/**\" matches no file"),
             "{error}"
         );
-    }
-
-    #[test]
-    fn walks_only_below_the_literal_prefix() {
-        assert_eq!(
-            literal_prefix("prisma/migrations/**"),
-            PathBuf::from("prisma/migrations")
-        );
-        assert_eq!(literal_prefix("drizzle/*.sql"), PathBuf::from("drizzle"));
-        assert_eq!(literal_prefix("schema.prisma"), PathBuf::from(""));
-        assert_eq!(literal_prefix("**/*.sql"), PathBuf::from(""));
     }
 }

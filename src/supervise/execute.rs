@@ -11,10 +11,48 @@ use super::process::State;
 use super::step::{Action, Input, Note};
 use super::{probes, Event, Supervisor};
 use crate::health;
+use crate::logs::lines;
 use crate::pid1::spawn::{self, Spec};
 use crate::plan::PlannedProcess;
 
 impl Supervisor {
+    /// Once, when every instance has been ready (or a one-shot has
+    /// completed): how long each process took, for a developer's eye.
+    pub(super) fn announce_ready(&mut self) {
+        if self.announced || self.instances.is_empty() {
+            return;
+        }
+        // Without a ready probe a process is ready once started, with no note of it.
+        let now = Instant::now();
+        for at in 0..self.instances.len() {
+            if matches!(self.instances[at].state(), State::Running { ready: true, .. }) {
+                self.first_ready[at].get_or_insert(now);
+            }
+        }
+        let done = |at: usize| {
+            self.first_ready[at].is_some()
+                || matches!(self.instances[at].state(), State::Exited(status) if status.success())
+        };
+        if !(0..self.instances.len()).all(done) {
+            return;
+        }
+        self.announced = true;
+        let mut parts = Vec::new();
+        for (index, process) in self.processes.iter().enumerate() {
+            let ready = (0..self.instances.len())
+                .filter(|&at| self.instances[at].process == index)
+                .filter_map(|at| self.first_ready[at])
+                .max();
+            if let Some(ready) = ready {
+                let took = ready.saturating_duration_since(self.began).as_secs_f64();
+                parts.push(format!("{} ready in {took:.1} s", process.name));
+            }
+        }
+        if !parts.is_empty() {
+            tracing::info!("{}", parts.join(", "));
+        }
+    }
+
     /// The one place where a decision of `step` touches the world.
     pub(super) fn execute(&mut self, at: usize, process: &Arc<PlannedProcess>, action: Action, now: Instant) {
         match action {
@@ -40,7 +78,12 @@ impl Supervisor {
                 }
             }
             Action::FailedForGood { code } => self.on_failed(at, code),
-            Action::Log(note) => self.log(at, process, note),
+            Action::Log(note) => {
+                if let Note::Ready { .. } = note {
+                    self.first_ready[at].get_or_insert(now);
+                }
+                self.log(at, process, note)
+            }
         }
     }
 
@@ -132,8 +175,22 @@ impl Supervisor {
         });
         let mut child = self.reaper.spawn(&mut command)?;
         let label = self.instances[at].label.clone();
+        let ready_line = match process.config.ready.as_ref().map(|probe| &probe.check) {
+            Some(crate::config::Check::Log { pattern, stream }) => {
+                let (events, pid) = (self.events_tx.clone(), child.pid);
+                Some(lines::ReadyLine::new(pattern.clone(), *stream, move || {
+                    let _ = events.send(Event::Probe {
+                        instance: at,
+                        pid,
+                        kind: probes::Kind::Ready,
+                        passed: true,
+                    });
+                }))
+            }
+            _ => None,
+        };
         self.output
-            .relay_child(&mut child, &label, self.options.format, &mut self.relays);
+            .relay_child(&mut child, &label, self.options.format, &mut self.relays, ready_line);
         let (pid, mut exit, events) = (child.pid, child.exit, self.events_tx.clone());
         tokio::spawn(async move {
             let status = exit.wait().await;
@@ -155,6 +212,9 @@ impl Supervisor {
         let (Some(probe), Some(pid)) = (probe, self.instances[at].state().pid()) else {
             return;
         };
+        if let crate::config::Check::Log { .. } = probe.check {
+            return; // the relays watch for the line (see `spawn`)
+        }
         let context = probes::Context {
             env: planned.env.clone(),
             cwd: process.config.cwd.clone(),

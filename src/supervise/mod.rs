@@ -68,6 +68,8 @@ pub enum Event {
         pid: Pid,
         status: ExitStatus,
     },
+    /// Files that these processes watch changed (one debounced batch).
+    Watched { processes: Vec<usize> },
     /// A run of cron job `job` (its `id`-th) ended.
     CronExited { job: usize, id: u64, status: ExitStatus },
     /// A probe of the run with `pid` passed or failed once.
@@ -145,6 +147,13 @@ pub struct Supervisor {
     batches: VecDeque<requests::Batch>,
     /// `[cron.NAME]` jobs of this context.
     crons: Vec<cron::Scheduled>,
+    /// When the loop began, and when each instance was first ready: for the
+    /// one-line start summary (`api ready in 1.2 s, web ready in 3.4 s`).
+    began: Instant,
+    first_ready: Vec<Option<Instant>>,
+    announced: bool,
+    /// The file watcher, when some process has `watch`.
+    watch: Option<crate::watch::Watch>,
 }
 
 impl Supervisor {
@@ -164,13 +173,20 @@ impl Supervisor {
                 instances.push(Instance {
                     process: index,
                     index: instance,
-                    label: Arc::new(Label::new(process.name.clone(), instance, index, options.format, width)),
+                    label: Arc::new(Label::new(
+                        process.name.clone(),
+                        instance,
+                        lines::colour_of(&process.name),
+                        options.format,
+                        width,
+                    )),
                     core: Core::default(),
                     probes: Vec::new(),
                 });
             }
         }
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let first_ready = vec![None; instances.len()];
         Supervisor {
             processes,
             instances,
@@ -186,6 +202,39 @@ impl Supervisor {
             requests: None,
             batches: VecDeque::new(),
             crons: Vec::new(),
+            began: Instant::now(),
+            first_ready,
+            announced: false,
+            watch: None,
+        }
+    }
+
+    /// Restarts each process with `watch` when its files change (relative to `base`).
+    /// On failure (an inotify limit) the supervisor comes back with the error, to run without.
+    pub fn watch_files(
+        mut self,
+        base: &std::path::Path,
+    ) -> Result<Supervisor, Box<(Supervisor, crate::watch::WatchError)>> {
+        let rules = self
+            .processes
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.config.watch.is_empty())
+            .map(|(process, p)| crate::watch::Rule {
+                process,
+                watch: p.config.watch.clone(),
+                ignore: p.config.watch_ignore.clone(),
+            })
+            .collect();
+        let events = self.events_tx.clone();
+        match crate::watch::start(base, rules, move |processes| {
+            let _ = events.send(Event::Watched { processes });
+        }) {
+            Ok(watch) => {
+                self.watch = watch;
+                Ok(self)
+            }
+            Err(err) => Err(Box::new((self, err))),
         }
     }
 
@@ -301,6 +350,7 @@ impl Supervisor {
                 }
                 while self.relays.try_join_next().is_some() {}
             }
+            Event::Watched { processes } => self.on_files_changed(&processes),
             Event::CronExited { job, id, status } => {
                 self.on_cron_exit(job, id, status);
                 while self.relays.try_join_next().is_some() {}
@@ -352,6 +402,7 @@ impl Supervisor {
             self.progress_requests(now);
             while self.start_satisfied(now) {}
             self.progress_requests(now);
+            self.announce_ready();
             // Scheduled jobs keep a run alive whose processes have all finished (or that has none).
             let finished = self.instances.iter().all(|i| i.state().is_terminal()) && self.crons.is_empty();
             if !self.is_winding_down() && finished {

@@ -82,6 +82,8 @@ async fn check(probe: &Probe, context: &Context) -> bool {
     match &probe.check {
         Check::Http(url) => matches!(reach::http_status(url, probe.timeout).await, Ok(200..=399)),
         Check::Tcp(address) => reach::tcp(address, probe.timeout).await.is_ok(),
+        // Answered by the output relays (`lines::ReadyLine`); never started as a task.
+        Check::Log { .. } => false,
         Check::Exec(command) => {
             let mut command = spawn::command(&Spec {
                 command,

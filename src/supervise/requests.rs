@@ -87,6 +87,33 @@ impl Supervisor {
         });
     }
 
+    /// `watch`: a restart of each process, as `supervisor restart` would do
+    /// it, unless one is already queued and not yet under way.
+    pub(super) fn on_files_changed(&mut self, processes: &[usize]) {
+        if self.is_winding_down() {
+            return;
+        }
+        for &process in processes {
+            let instances: Vec<usize> = (0..self.instances.len())
+                .filter(|&at| self.instances[at].process == process)
+                .collect();
+            let queued = self
+                .batches
+                .iter()
+                .any(|b| b.kind == Kind::Restart && b.released.is_none() && b.instances == instances);
+            if queued || instances.is_empty() {
+                continue;
+            }
+            tracing::info!(process = %self.processes[process].name, "files changed: restarting");
+            self.batches.push_back(Batch {
+                kind: Kind::Restart,
+                instances,
+                reply: None,
+                released: None,
+            });
+        }
+    }
+
     /// `web` is every instance of web, `web.1` one of them.
     fn resolve(&self, names: &[String]) -> Result<Vec<usize>, String> {
         if names.is_empty() {
