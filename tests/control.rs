@@ -86,8 +86,8 @@ fn status_restart_stop_start_and_signal_from_the_project_folder() {
     wait_health(&address, secs(10), "ok", |code, _| code == 200);
     wait_lines(&run.dir().join("runs"), 1, secs(10));
 
-    let (code, table, _) = text(&client(&run, &["status"]));
-    assert_eq!(code, 0);
+    let (code, table, err) = text(&client(&run, &["status"]));
+    assert_eq!(code, 0, "{err}");
     assert!(table.starts_with("supervisor: ok (phase running, up "), "{table}");
     for header in ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY"] {
         assert!(table.contains(header), "{table}");
@@ -276,22 +276,28 @@ fn the_socket_is_private_a_stale_one_is_replaced_and_a_live_one_never_taken() {
 
 #[test]
 fn only_our_own_user_may_control_it_even_through_an_open_socket() {
+    // A folder of this test's own (the default one is shared by the parallel tests).
+    let folder = tempfile::tempdir().expect("folder");
+    let socket = folder.path().join("control.sock");
     let mut run = Test::new()
+        .env("SUPERVISOR_CONTROL_SOCKET", &socket.display().to_string())
         .config("[process.web]\ncommand = \"sleep 1000\"\n")
         .args(["run"])
         .start();
-    let socket = socket_of(&run);
+    assert_eq!(socket_of(&run), socket);
+    assert_eq!(
+        std::fs::metadata(&socket).expect("socket").permissions().mode() & 0o777,
+        0o600
+    );
     // Open both the folder and the socket to everyone, as a careless chmod
     // would: the peer's credentials still decide.
-    let folder = socket.parent().expect("folder").to_path_buf();
-    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).expect("chmod folder");
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod folder");
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).expect("chmod socket");
     let output = Command::new("setpriv")
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN, "status"])
         .env("SUPERVISOR_CONTROL_SOCKET", &socket)
         .output()
         .expect("setpriv");
-    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700)).expect("chmod folder back");
     let (code, _, err) = text(&output);
     assert_eq!(code, 1, "{err}");
     assert!(
