@@ -3,6 +3,31 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// A pattern globset refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid pattern {pattern:?}: {source}")]
+pub struct PatternError {
+    pub pattern: String,
+    pub source: globset::Error,
+}
+
+/// One set matching any of `patterns`.
+pub fn set(patterns: &[String]) -> Result<GlobSet, PatternError> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(Glob::new(pattern).map_err(|source| PatternError {
+            pattern: pattern.clone(),
+            source,
+        })?);
+    }
+    builder.build().map_err(|source| PatternError {
+        pattern: patterns.join(", "),
+        source,
+    })
+}
+
 /// The folder a pattern starts in, before its first wildcard: only that
 /// subtree is walked or watched (never the whole repository and its
 /// node_modules). `src/**` → `src`; `*.js` and `server.js` → `` (the base).

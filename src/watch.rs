@@ -21,7 +21,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use notify::event::{AccessKind, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
@@ -51,8 +51,8 @@ pub struct Watch {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("invalid pattern {pattern:?}: {source}")]
-    Pattern { pattern: String, source: globset::Error },
+    #[error(transparent)]
+    Pattern(#[from] crate::globs::PatternError),
     #[error("cannot watch files: {0}")]
     Notify(#[from] notify::Error),
     #[error("cannot start the watch thread: {0}")]
@@ -60,17 +60,7 @@ pub enum WatchError {
 }
 
 fn set(patterns: &[String]) -> Result<GlobSet, WatchError> {
-    let mut builder = GlobSetBuilder::new();
-    for pattern in patterns {
-        builder.add(Glob::new(pattern).map_err(|source| WatchError::Pattern {
-            pattern: pattern.clone(),
-            source,
-        })?);
-    }
-    builder.build().map_err(|source| WatchError::Pattern {
-        pattern: patterns.join(", "),
-        source,
-    })
+    Ok(crate::globs::set(patterns)?)
 }
 
 /// The processes a change of `path` (relative to the config's folder) restarts.

@@ -131,8 +131,9 @@ impl Checker<'_> {
     /// Globs (`watch`, `watch_ignore`), each checked as globset will read it.
     fn globs(&mut self, patterns: &[String], span: Option<Range<usize>>, key: &str) -> Vec<String> {
         for pattern in patterns {
-            if let Err(err) = globset::Glob::new(pattern) {
-                self.report(span.clone(), key, format!("invalid pattern {pattern:?}: {err}"));
+            // One pattern at a time, so that every bad one is named.
+            if let Err(err) = crate::globs::set(std::slice::from_ref(pattern)) {
+                self.report(span.clone(), key, err.to_string());
             }
         }
         patterns.to_vec()

@@ -4,13 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FingerprintError {
-    #[error("invalid pattern {pattern:?}: {source}")]
-    Pattern { pattern: String, source: globset::Error },
+    #[error(transparent)]
+    Pattern(#[from] crate::globs::PatternError),
     #[error("{0}")]
     Walk(#[from] walkdir::Error),
     #[error("{path}: {source}")]
@@ -24,17 +23,7 @@ pub enum FingerprintError {
 /// no file is refused: with a typo there (`prisma/migration/**`) the hash
 /// would never change again and every later migration would be skipped.
 pub fn compute(command: &str, patterns: &[String], base: &Path) -> Result<String, FingerprintError> {
-    let mut builder = GlobSetBuilder::new();
-    for pattern in patterns {
-        builder.add(Glob::new(pattern).map_err(|source| FingerprintError::Pattern {
-            pattern: pattern.clone(),
-            source,
-        })?);
-    }
-    let set = builder.build().map_err(|source| FingerprintError::Pattern {
-        pattern: patterns.join(", "),
-        source,
-    })?;
+    let set = crate::globs::set(patterns)?;
     let mut files: Vec<(String, String)> = Vec::new();
     let mut matched = vec![false; patterns.len()];
     for root in patterns.iter().map(|p| crate::globs::literal_prefix(p)) {
