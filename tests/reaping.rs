@@ -48,12 +48,37 @@ fn children_start_with_a_clean_signal_state_and_no_extra_descriptors() {
     let sleep = procs.iter().find(|p| p.comm == "sleep").expect("sleep").pid;
     assert_eq!(status_field(sleep, "SigBlk").as_deref(), Some("0000000000000000"));
     assert_eq!(status_field(sleep, "SigIgn").as_deref(), Some("0000000000000000"));
-    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{sleep}/fd"))
-        .expect("fd dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    fds.sort();
-    assert_eq!(fds, ["0", "1", "2"]);
+    // `sleep` opens its locale files itself as it starts: wait for what stays.
+    // A descriptor of ours would stay, and fail this at the deadline.
+    let fds_of = |pid: i32| -> Vec<(String, String)> {
+        let mut fds: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|dir| {
+                dir.flatten()
+                    .map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let target = std::fs::read_link(e.path())
+                            .map(|t| t.display().to_string())
+                            .unwrap_or_default();
+                        (name, target)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        fds.sort();
+        fds
+    };
+    let deadline = std::time::Instant::now() + secs(10);
+    loop {
+        let fds = fds_of(sleep);
+        if fds.iter().map(|(fd, _)| fd.as_str()).eq(["0", "1", "2"]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "descriptors beyond 0, 1, 2: {fds:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     // stdin is /dev/null, and the child leads its own process group.
     assert_eq!(
         std::fs::read_link(format!("/proc/{sleep}/fd/0"))
