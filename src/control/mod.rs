@@ -289,7 +289,7 @@ async fn connection(mut stream: tokio::net::UnixStream, shared: Shared) {
             }
         },
     };
-    let phase = shared.board.snapshot().phase;
+    let phase = shared.board.phase();
     if phase != Phase::Running {
         let why = format!(
             "the processes are not running yet or any more (phase {})",
@@ -344,11 +344,7 @@ async fn write_within(write: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> st
 /// `/health`'s document, with each process's uptime: `status` and `/health` never disagree.
 fn status(board: &Board) -> Reply {
     let snapshot = board.snapshot();
-    let document = crate::health::status::health_json(&snapshot, board.uptime_seconds());
-    let mut value: serde_json::Value = match serde_json::from_str(&document) {
-        Ok(value) => value,
-        Err(err) => return Reply::refused(format!("cannot read the health document: {err}")),
-    };
+    let mut value = crate::health::status::health_document(&snapshot, board.uptime_seconds());
     if let Some(processes) = value["processes"].as_array_mut() {
         for (json, process) in processes.iter_mut().zip(&snapshot.processes) {
             json["uptime_seconds"] = process
@@ -356,10 +352,9 @@ fn status(board: &Board) -> Reply {
                 .map_or(serde_json::Value::Null, |since| since.elapsed().as_secs_f64().into());
         }
     }
-    let (status, reason) = snapshot.status();
-    let message = match reason {
-        Some(reason) => format!("{}: {reason}", status.as_str()),
-        None => "ok".to_string(),
+    let message = match (value["status"].as_str(), value["reason"].as_str()) {
+        (Some(status), Some(reason)) => format!("{status}: {reason}"),
+        _ => "ok".to_string(),
     };
     Reply {
         ok: true,

@@ -61,19 +61,6 @@ pub enum Status {
     Failed,
 }
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Starting => "starting",
-            Status::Degraded => "degraded",
-            Status::Draining => "draining",
-            Status::Stopping => "stopping",
-            Status::Failed => "failed",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProcessStatus {
     /// Shared with the plan: publishing after every event must not allocate.
@@ -209,26 +196,30 @@ impl Board {
         self.tx.send_modify(|s| s.migrations = migrations);
     }
 
-    pub fn set_processes(&self, processes: Vec<ProcessStatus>) {
+    /// Readers (/health waiters) hear of a change only when there is one.
+    fn set_if_changed<T: PartialEq>(&self, value: T, field: impl FnOnce(&mut Snapshot) -> &mut T) {
         self.tx.send_if_modified(|s| {
-            if s.processes == processes {
+            let slot = field(s);
+            if *slot == value {
                 false
             } else {
-                s.processes = processes;
+                *slot = value;
                 true
             }
         });
     }
 
+    pub fn set_processes(&self, processes: Vec<ProcessStatus>) {
+        self.set_if_changed(processes, |s| &mut s.processes);
+    }
+
     pub fn set_cron(&self, cron: Vec<CronStatus>) {
-        self.tx.send_if_modified(|s| {
-            if s.cron == cron {
-                false
-            } else {
-                s.cron = cron;
-                true
-            }
-        });
+        self.set_if_changed(cron, |s| &mut s.cron);
+    }
+
+    /// The phase alone, without copying the snapshot.
+    pub fn phase(&self) -> Phase {
+        self.tx.borrow().phase
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -254,10 +245,9 @@ struct HealthBody<'a> {
     cron: &'a [CronStatus],
 }
 
-/// `/health`'s JSON body.
-pub fn health_json(snapshot: &Snapshot, uptime_seconds: f64) -> String {
+fn health_body(snapshot: &Snapshot, uptime_seconds: f64) -> HealthBody<'_> {
     let (status, reason) = snapshot.status();
-    let body = HealthBody {
+    HealthBody {
         status,
         reason,
         timestamp: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
@@ -266,8 +256,17 @@ pub fn health_json(snapshot: &Snapshot, uptime_seconds: f64) -> String {
         migrations: &snapshot.migrations,
         processes: &snapshot.processes,
         cron: &snapshot.cron,
-    };
-    serde_json::to_string(&body).unwrap_or_else(|_| "{}".to_string()) + "\n"
+    }
+}
+
+/// `/health`'s JSON body.
+pub fn health_json(snapshot: &Snapshot, uptime_seconds: f64) -> String {
+    serde_json::to_string(&health_body(snapshot, uptime_seconds)).unwrap_or_else(|_| "{}".to_string()) + "\n"
+}
+
+/// The same document as a value, for `supervisor status` to add to.
+pub fn health_document(snapshot: &Snapshot, uptime_seconds: f64) -> serde_json::Value {
+    serde_json::to_value(health_body(snapshot, uptime_seconds)).unwrap_or_default()
 }
 
 /// `/metrics` in the Prometheus text exposition format (version 0.0.4).
