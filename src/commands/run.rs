@@ -107,13 +107,13 @@ pub async fn run(mut ctx: Context, context: Option<String>, selection: plan::Sel
     }
 
     // 7. Processes, in dependency order.
+    let drain = ctx.settings.drain.unwrap_or(config.drain);
     let options = Options {
         format,
         is_init: ctx.is_init,
         board,
-        drain: ctx.settings.drain.unwrap_or(config.drain),
+        drain,
     };
-    warn_if_the_stop_cannot_fit(&options, &plan.processes, ctx.settings.stop_grace);
     tracing::info!(config = %config.source.path.display(), processes = plan.processes.len(), "starting");
     let (crons, elsewhere): (Vec<_>, Vec<_>) = plan.crons.into_iter().partition(|job| job.runs_in(&context));
     for job in elsewhere {
@@ -121,14 +121,10 @@ pub async fn run(mut ctx: Context, context: Option<String>, selection: plan::Sel
     }
     let mut supervisor =
         Supervisor::new(plan.processes, ctx.reaper.clone(), ctx.output.clone(), options).with_crons(crons);
-    supervisor = match supervisor.watch_files(&config.base_dir) {
-        Ok(supervisor) => supervisor,
-        Err(failed) => {
-            let (supervisor, err) = *failed;
-            tracing::warn!("watch: {err}; processes will not restart on file changes");
-            supervisor
-        }
-    };
+    warn_if_the_stop_cannot_fit(drain, supervisor.longest_stop(), ctx.settings.stop_grace);
+    if let Err(err) = supervisor.watch_files(&config.base_dir) {
+        tracing::warn!("watch: {err}; processes will not restart on file changes");
+    }
     if let Some(requests) = requests {
         supervisor = supervisor.with_requests(requests);
     }
@@ -174,17 +170,16 @@ fn open_control(ctx: &mut Context, config: &config::Config, board: &Board) -> Op
 /// platform's grace period (Docker 10 s, Kubernetes and Coolify 30 s), or the
 /// platform's SIGKILL cuts the stop short. Only a declared grace is checked.
 fn warn_if_the_stop_cannot_fit(
-    options: &Options,
-    processes: &[plan::PlannedProcess],
+    drain: std::time::Duration,
+    stop: std::time::Duration,
     grace: Option<std::time::Duration>,
 ) {
     let Some(grace) = grace else { return };
-    let stop = crate::supervise::longest_stop(processes);
-    let needed = options.drain + stop;
+    let needed = drain + stop;
     if needed > grace {
         tracing::warn!(
             "drain ({}) + the slowest stop ({}) = {} does not fit SUPERVISOR_STOP_GRACE ({}): the platform will SIGKILL before the stop ends; lower drain or stop_timeout, or raise the grace period (docs/deploys.md)",
-            humantime::format_duration(options.drain),
+            humantime::format_duration(drain),
             humantime::format_duration(stop),
             humantime::format_duration(needed),
             humantime::format_duration(grace),

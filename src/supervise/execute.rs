@@ -22,7 +22,8 @@ impl Supervisor {
         if self.announced || self.instances.is_empty() {
             return;
         }
-        // Without a ready probe a process is ready once started, with no note of it.
+        // Looked at after every wake-up, so the first time it is seen ready is
+        // the wake-up that made it so (with a probe or, without one, at spawn).
         let now = Instant::now();
         for at in 0..self.instances.len() {
             if matches!(self.instances[at].state(), State::Running { ready: true, .. }) {
@@ -39,10 +40,7 @@ impl Supervisor {
         self.announced = true;
         let mut parts = Vec::new();
         for (index, process) in self.processes.iter().enumerate() {
-            let ready = (0..self.instances.len())
-                .filter(|&at| self.instances[at].process == index)
-                .filter_map(|at| self.first_ready[at])
-                .max();
+            let ready = self.instances_of(index).filter_map(|at| self.first_ready[at]).max();
             if let Some(ready) = ready {
                 let took = ready.saturating_duration_since(self.began).as_secs_f64();
                 parts.push(format!("{} ready in {took:.1} s", process.name));
@@ -78,12 +76,7 @@ impl Supervisor {
                 }
             }
             Action::FailedForGood { code } => self.on_failed(at, code),
-            Action::Log(note) => {
-                if let Note::Ready { .. } = note {
-                    self.first_ready[at].get_or_insert(now);
-                }
-                self.log(at, process, note)
-            }
+            Action::Log(note) => self.log(at, process, note),
         }
     }
 

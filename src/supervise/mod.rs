@@ -37,8 +37,6 @@ pub mod restart;
 pub mod step;
 mod stop;
 
-pub use stop::longest_stop;
-
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -209,12 +207,9 @@ impl Supervisor {
         }
     }
 
-    /// Restarts each process with `watch` when its files change (relative to `base`).
-    /// On failure (an inotify limit) the supervisor comes back with the error, to run without.
-    pub fn watch_files(
-        mut self,
-        base: &std::path::Path,
-    ) -> Result<Supervisor, Box<(Supervisor, crate::watch::WatchError)>> {
+    /// Restarts each process with `watch` when its files change (relative to
+    /// `base`). On failure (an inotify limit) the run goes on without watching.
+    pub fn watch_files(&mut self, base: &std::path::Path) -> Result<(), crate::watch::WatchError> {
         let rules = self
             .processes
             .iter()
@@ -227,15 +222,10 @@ impl Supervisor {
             })
             .collect();
         let events = self.events_tx.clone();
-        match crate::watch::start(base, rules, move |processes| {
+        self.watch = crate::watch::start(base, rules, move |processes| {
             let _ = events.send(Event::Watched { processes });
-        }) {
-            Ok(watch) => {
-                self.watch = watch;
-                Ok(self)
-            }
-            Err(err) => Err(Box::new((self, err))),
-        }
+        })?;
+        Ok(())
     }
 
     /// Runs these jobs on their schedules once the processes run (SPEC §10).
@@ -288,6 +278,11 @@ impl Supervisor {
             self.publish();
         }
         self.finish(signals).await
+    }
+
+    /// The instances (indices into `instances`) of process `process`.
+    fn instances_of(&self, process: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.instances.len()).filter(move |&at| self.instances[at].process == process)
     }
 
     fn is_stopping(&self) -> bool {

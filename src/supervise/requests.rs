@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use tokio::sync::oneshot;
 
-use super::process::{State, Then};
+use super::process::State;
 use super::step::Input;
 use super::Supervisor;
 use crate::control::protocol::Reply;
@@ -94,9 +94,7 @@ impl Supervisor {
             return;
         }
         for &process in processes {
-            let instances: Vec<usize> = (0..self.instances.len())
-                .filter(|&at| self.instances[at].process == process)
-                .collect();
+            let instances: Vec<usize> = self.instances_of(process).collect();
             let queued = self
                 .batches
                 .iter()
@@ -121,8 +119,8 @@ impl Supervisor {
         }
         let mut chosen = Vec::new();
         for name in names {
-            let (process, index) = match name.rsplit_once('.') {
-                Some((process, index)) if index.parse::<u32>().is_ok() => (process, index.parse::<u32>().ok()),
+            let (process, index) = match name.rsplit_once('.').map(|(p, i)| (p, i.parse::<u32>())) {
+                Some((process, Ok(index))) => (process, Some(index)),
                 _ => (name.as_str(), None),
             };
             let matching: Vec<usize> = (0..self.instances.len())
@@ -193,10 +191,9 @@ impl Supervisor {
             let (kind, released) = (batch.kind, batch.released);
             if released.is_none() {
                 if kind != Kind::Start {
+                    // `step` ignores a Hold where one is already under way (or the run's stop).
                     for &at in &members {
-                        let holding = matches!(self.instances[at].state(), State::Stopping { then: Then::Hold, .. });
-                        if !self.instances[at].state().is_down() && !holding && self.batch_dependents_down(at, &members)
-                        {
+                        if !self.instances[at].state().is_down() && self.batch_dependents_down(at, &members) {
                             self.apply(at, Input::Hold, now);
                         }
                     }
@@ -205,7 +202,7 @@ impl Supervisor {
                     }
                 }
                 if kind == Kind::Stop {
-                    self.answer(true, format!("stopped {}", self.names_of(&members)));
+                    self.answer(format!("stopped {}", self.names_of(&members)));
                     continue;
                 }
                 for &at in &members {
@@ -233,12 +230,9 @@ impl Supervisor {
             let verb = if kind == Kind::Restart { "restarted" } else { "started" };
             let report = self.report(&members);
             if started_all {
-                self.answer(true, format!("{verb} {report}"));
+                self.answer(format!("{verb} {report}"));
             } else {
-                self.answer(
-                    true,
-                    format!("{verb} {report}; not ready yet: {}", self.names_of(&waiting)),
-                );
+                self.answer(format!("{verb} {report}; not ready yet: {}", self.names_of(&waiting)));
             }
         }
     }
@@ -266,17 +260,13 @@ impl Supervisor {
         parts.join(", ")
     }
 
-    fn answer(&mut self, ok: bool, message: String) {
-        if let Some(mut batch) = self.batches.pop_front() {
-            if let Some(reply) = batch.reply.take() {
-                let reply_message = message.clone();
-                let _ = reply.send(if ok {
-                    Reply::done(reply_message)
-                } else {
-                    Reply::refused(reply_message)
-                });
-            }
+    /// The first batch is done: tell its client (a watch restart has none).
+    fn answer(&mut self, message: String) {
+        if let Some(batch) = self.batches.pop_front() {
             tracing::info!("control request done: {message}");
+            if let Some(reply) = batch.reply {
+                let _ = reply.send(Reply::done(message));
+            }
         }
     }
 

@@ -7,14 +7,18 @@ use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::graph::Graph;
 use super::process::State;
 use super::step::Input;
-use super::{dependency_lists, health, Outcome, RunPhase, StopReason, Supervisor};
+use super::{health, Outcome, RunPhase, StopReason, Supervisor};
 use crate::pid1::spawn;
-use crate::plan::PlannedProcess;
 
 impl Supervisor {
+    /// The longest a graceful stop can take (`Graph::longest_stop` over the `stop_timeout`s).
+    pub fn longest_stop(&self) -> Duration {
+        let timeouts: Vec<Duration> = self.processes.iter().map(|p| p.config.stop_timeout).collect();
+        self.graph.longest_stop(&timeouts)
+    }
+
     pub(super) fn on_failed(&mut self, at: usize, code: i32) {
         let process = &self.processes[self.instances[at].process];
         if process.config.is_critical && !self.options.drain.is_zero() && self.phase == RunPhase::Running {
@@ -143,23 +147,6 @@ impl Supervisor {
         };
         Outcome { code }
     }
-}
-
-/// The longest a graceful stop of `planned` can take (see [`Graph::longest_stop`]).
-pub fn longest_stop(planned: &[PlannedProcess]) -> Duration {
-    let names: Vec<&str> = planned.iter().map(|p| &*p.name).collect();
-    let graph = Graph::new(&names, &dependency_lists(planned));
-    let timeouts: Vec<Duration> = planned
-        .iter()
-        .map(|p| {
-            if p.instances == 0 {
-                Duration::ZERO
-            } else {
-                p.config.stop_timeout
-            }
-        })
-        .collect();
-    graph.longest_stop(&timeouts)
 }
 
 async fn drain_relays(relays: &mut JoinSet<()>, limit: Duration) {
