@@ -207,8 +207,10 @@ fn eight_restarts_at_once_never_make_two_runs_side_by_side() {
 
 #[test]
 fn a_restart_of_a_dependency_and_its_dependent_keeps_the_dependency_order() {
+    // api is ready once its run has written its own line (its trap is set):
+    // without that, web could start, and write first, in the moment between.
     let config = format!(
-        "{}{}depends_on = {{ api = \"ready\" }}\n",
+        "{}ready = {{ exec = \"tail -n 1 runs | grep -q '^start api'\", interval = \"20ms\" }}\n{}depends_on = {{ api = \"ready\" }}\n",
         recorded("api"),
         recorded("web")
     );
