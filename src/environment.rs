@@ -51,10 +51,6 @@ impl Environment {
             .iter()
             .map(|(key, value)| (key.as_os_str(), value.as_os_str()))
     }
-
-    pub fn names(&self) -> impl Iterator<Item = &OsStr> {
-        self.vars.iter().map(|(key, _)| key.as_os_str())
-    }
 }
 
 impl FromIterator<(OsString, OsString)> for Environment {

@@ -196,7 +196,7 @@ pub fn select(processes: Vec<PlannedProcess>, selection: &Selection) -> Result<V
             keep[at] = false;
         }
     }
-    for (_, process) in processes.iter().enumerate().filter(|(at, _)| keep[*at]) {
+    for (process, _) in processes.iter().zip(&keep).filter(|(_, kept)| **kept) {
         if let Some(dropped) = process
             .config
             .depends_on

@@ -59,10 +59,6 @@ pub enum WatchError {
     Thread(std::io::Error),
 }
 
-fn set(patterns: &[String]) -> Result<GlobSet, WatchError> {
-    Ok(crate::globs::set(patterns)?)
-}
-
 /// The processes a change of `path` (relative to the config's folder) restarts.
 fn restarted_by(rules: &[Compiled], path: &Path) -> Vec<usize> {
     let in_ignored_folder = path
@@ -93,8 +89,8 @@ pub fn start(
     for rule in &rules {
         compiled.push(Compiled {
             process: rule.process,
-            watch: set(&rule.watch)?,
-            ignore: set(&rule.ignore)?,
+            watch: crate::globs::set(&rule.watch)?,
+            ignore: crate::globs::set(&rule.ignore)?,
         });
         roots.extend(
             rule.watch
@@ -168,6 +164,7 @@ fn is_change(kind: &EventKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::globs::set;
 
     #[test]
     fn only_changes_count_never_an_open_or_a_read() {

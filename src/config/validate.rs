@@ -128,6 +128,17 @@ impl Checker<'_> {
         env
     }
 
+    /// The name of a `[task.NAME]`, `[cron.NAME]` or `[process.NAME]` table.
+    fn name(&mut self, table: &str, noun: &str, name: &str, span: Option<Range<usize>>) {
+        if !is_valid_name(name) {
+            self.report(
+                span,
+                format!("{table}.{name}"),
+                format!("a {noun} name may only use letters, digits, `_` and `-`"),
+            );
+        }
+    }
+
     /// Globs (`watch`, `watch_ignore`), each checked as globset will read it.
     fn globs(&mut self, patterns: &[String], span: Option<Range<usize>>, key: &str) -> Vec<String> {
         for pattern in patterns {
@@ -510,13 +521,7 @@ fn check_migrate(checker: &mut Checker, migrate: &raw::RawMigrate, base_dir: &Pa
 fn check_task(checker: &mut Checker, name: &str, task: &Spanned<raw::RawTask>, base_dir: &Path) -> Task {
     let key = format!("task.{name}");
     let span = Some(task.span());
-    if !is_valid_name(name) {
-        checker.report(
-            span.clone(),
-            &key,
-            "a task name may only use letters, digits, `_` and `-`",
-        );
-    }
+    checker.name("task", "task", name, span.clone());
     let raw = task.get_ref();
     Task {
         name: name.to_string(),
@@ -532,13 +537,7 @@ fn check_task(checker: &mut Checker, name: &str, task: &Spanned<raw::RawTask>, b
 fn check_cron(checker: &mut Checker, name: &str, cron: &Spanned<raw::RawCron>, base_dir: &Path) -> Option<CronJob> {
     let key = |field: &str| format!("cron.{name}.{field}");
     let span = Some(cron.span());
-    if !is_valid_name(name) {
-        checker.report(
-            span.clone(),
-            format!("cron.{name}"),
-            "a cron job name may only use letters, digits, `_` and `-`",
-        );
-    }
+    checker.name("cron", "cron job", name, span.clone());
     let raw = cron.get_ref();
     let zone = raw.timezone.as_ref().map_or("UTC", |zone| zone.get_ref().as_str());
     let schedule = match crate::cron::Schedule::parse(raw.schedule.get_ref(), zone) {
@@ -595,13 +594,7 @@ fn check_cron(checker: &mut Checker, name: &str, cron: &Spanned<raw::RawCron>, b
 fn check_process(checker: &mut Checker, name: &str, process: &Spanned<RawProcess>, base_dir: &Path) -> Process {
     let key = |field: &str| format!("process.{name}.{field}");
     let span = Some(process.span());
-    if !is_valid_name(name) {
-        checker.report(
-            span.clone(),
-            format!("process.{name}"),
-            "a process name may only use letters, digits, `_` and `-`",
-        );
-    }
+    checker.name("process", "process", name, span.clone());
     let raw = process.get_ref();
     let instances = match raw.instances.as_ref() {
         None => Instances::Count(1),

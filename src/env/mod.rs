@@ -96,7 +96,8 @@ pub fn build(section: &EnvSection, context: &ContextInputs<'_>, keep_invalid: bo
 
 /// Adds the variables of each dotenv file that the real environment does not set.
 fn apply_files(vars: &mut Environment, files: &[PathBuf]) -> Result<(), EnvError> {
-    let real: Vec<OsString> = vars.names().map(OsStr::to_owned).collect();
+    // What the real environment sets, before any file adds to it.
+    let real = vars.clone();
     let mut problems = Vec::new();
     for path in files {
         let text = match std::fs::read(path) {
@@ -112,7 +113,7 @@ fn apply_files(vars: &mut Environment, files: &[PathBuf]) -> Result<(), EnvError
         match dotenv::parse(&text) {
             Ok(assignments) => {
                 for assignment in assignments {
-                    if !real.iter().any(|k| *k == *assignment.key) {
+                    if !real.contains(OsStr::new(&assignment.key)) {
                         vars.set(&assignment.key, assignment.value);
                     }
                 }

@@ -220,7 +220,7 @@ pub async fn relay(
 ) {
     let keep = |lines: &[u8]| {
         if let Some(recent) = &recent {
-            recent.push(&label.name, stream, lines);
+            recent.push(&label.name, lines);
         }
         if let Some(ready) = ready.as_ref().filter(|ready| !ready.done()) {
             for line in lines.split(|&b| b == b'\n') {

@@ -14,18 +14,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use super::lines::Stream;
-
 /// What is kept: about this many bytes of recent lines.
 pub const CAPACITY: usize = 512 * 1024;
 
-/// Lines one relay read at once: all of one instance and stream.
+/// Lines one relay read at once: all of one instance.
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub seq: u64,
     /// `name.N`, the same for every line of the batch.
     pub instance: Arc<str>,
-    pub stream: Stream,
     /// Whole lines as the process wrote them, each ending in `\n`.
     pub lines: Vec<u8>,
 }
@@ -78,7 +75,7 @@ impl Recent {
     }
 
     /// Adds the lines of one read: whole lines, each ending in `\n`.
-    pub fn push(&self, instance: &Arc<str>, stream: Stream, lines: &[u8]) {
+    pub fn push(&self, instance: &Arc<str>, lines: &[u8]) {
         if lines.is_empty() {
             return;
         }
@@ -90,7 +87,6 @@ impl Recent {
         ring.batches.push_back(Batch {
             seq,
             instance: instance.clone(),
-            stream,
             lines,
         });
         while ring.bytes > CAPACITY && ring.batches.len() > 1 {
@@ -159,9 +155,9 @@ mod tests {
         let recent = Recent::default();
         let web: Arc<str> = "web.0".into();
         let api: Arc<str> = "api.0".into();
-        recent.push(&web, Stream::Stdout, b"one\ntwo\r\n");
-        recent.push(&api, Stream::Stderr, b"three\n");
-        recent.push(&web, Stream::Stdout, b"four\n");
+        recent.push(&web, b"one\ntwo\r\n");
+        recent.push(&api, b"three\n");
+        recent.push(&web, b"four\n");
         let (lines, next) = recent.tail(2, |i| i == "web.0");
         assert_eq!(lines, ["web.0 | two\n", "web.0 | four\n"]);
         assert_eq!(next, 3);
@@ -173,7 +169,7 @@ mod tests {
 
         let big = "x".repeat(CAPACITY / 4);
         for _ in 0..8 {
-            recent.push(&web, Stream::Stdout, format!("{big}\n").as_bytes());
+            recent.push(&web, format!("{big}\n").as_bytes());
         }
         let ring = recent.lock();
         assert!(ring.bytes <= CAPACITY, "{}", ring.bytes);

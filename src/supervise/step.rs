@@ -472,6 +472,20 @@ mod tests {
         Duration::from_secs(n)
     }
 
+    /// A run started at `since`, sent its stop signal, SIGKILL due 5 s later.
+    fn stopping(since: Instant, then: Then) -> Core {
+        Core {
+            state: State::Stopping {
+                pid: PID,
+                since,
+                deadline: since + sec(5),
+                killed: false,
+                then,
+            },
+            ..Core::default()
+        }
+    }
+
     #[test]
     fn start_spawn_and_run() {
         let t0 = Instant::now();
@@ -762,16 +776,7 @@ mod tests {
         let t0 = Instant::now();
         let deadline = t0 + sec(5);
         for (then, logged) in [(Then::Stop, true), (Then::Restart, false), (Then::Hold, true)] {
-            let mut core = Core {
-                state: State::Stopping {
-                    pid: PID,
-                    since: t0,
-                    deadline,
-                    killed: false,
-                    then,
-                },
-                ..Core::default()
-            };
+            let mut core = stopping(t0, then);
             let actions = step(&mut core, Input::Deadline, &config(), false, deadline, 0.0);
             let mut expected = vec![Action::KillGroup { pid: PID }];
             if logged {
@@ -784,16 +789,7 @@ mod tests {
     #[test]
     fn a_stop_during_a_liveness_restart_ends_it_for_good() {
         let t0 = Instant::now();
-        let mut core = Core {
-            state: State::Stopping {
-                pid: PID,
-                since: t0,
-                deadline: t0 + sec(5),
-                killed: false,
-                then: Then::Restart,
-            },
-            ..Core::default()
-        };
+        let mut core = stopping(t0, Then::Restart);
         step(&mut core, Input::Stop, &config(), true, t0, 0.0);
         assert!(
             matches!(core.state, State::Stopping { then: Then::Stop, .. }),
@@ -919,16 +915,7 @@ mod tests {
         assert_eq!(failed.state, State::Waiting);
 
         // A hold during a liveness restart wins; the run's stop wins over a hold.
-        let mut core = Core {
-            state: State::Stopping {
-                pid: PID,
-                since: t0,
-                deadline: t0 + sec(5),
-                killed: false,
-                then: Then::Restart,
-            },
-            ..Core::default()
-        };
+        let mut core = stopping(t0, Then::Restart);
         step(&mut core, Input::Hold, &config(), false, t0, 0.0);
         assert!(matches!(core.state, State::Stopping { then: Then::Hold, .. }));
         step(&mut core, Input::Stop, &config(), true, t0, 0.0);
