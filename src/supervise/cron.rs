@@ -119,6 +119,10 @@ impl Supervisor {
     /// and every process has been started (SPEC §10: jobs start once the
     /// processes are running; a due run waits for that, it is not lost).
     pub(super) fn advance_crons(&mut self, now: Instant) {
+        // After every wake-up of the loop: nothing to scan without jobs.
+        if self.crons.is_empty() {
+            return;
+        }
         let starting = self
             .instances
             .iter()
