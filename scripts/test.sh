@@ -23,6 +23,9 @@ need iptables iptables         # lease tests: a silent network partition of the 
 [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)   # transaction- and session-mode pooler tests
 need openssl openssl           # TLS tests make their certificates
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)       # drain tests: a real load balancer polling /readyz
+# The static release binary as PID 1 of an empty image: busybox-static is its `sh`.
+{ [ -x /bin/busybox ] && ! readelf -lW /bin/busybox 2>/dev/null | grep -q INTERP; } || missing+=(busybox-static)
+need readelf binutils          # … and proves the binary asks for no loader and no library
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}" >&2
   apt-get update -qq
@@ -41,4 +44,7 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 # Most integration tests wait on servers and children, not on the CPU: four at
 # a time keep two cores busy (5 runs in a row passed with stress-ng --cpu 2 on top).
+# The release artifact, built before the tests so that none of them waits on
+# (or competes with) a 5-minute LTO build; tests/static_binary.rs runs it.
+scripts/build-static.sh >/dev/null
 cargo test --all-targets -- --test-threads=4

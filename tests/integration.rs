@@ -24,5 +24,6 @@ mod reaping;
 mod restarts;
 mod security;
 mod signals;
+mod static_binary;
 mod tls;
 mod tools;

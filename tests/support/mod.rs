@@ -26,6 +26,8 @@ pub struct Test {
     clean_env: bool,
     /// Folder under `dir` to run in (an example's copy).
     subdir: Option<String>,
+    /// `dir` is the root filesystem and `/supervisor` in it the binary (see `in_root`).
+    own_root: bool,
 }
 
 impl Default for Test {
@@ -44,7 +46,40 @@ impl Test {
             shell: None,
             clean_env: false,
             subdir: None,
+            own_root: false,
         }
+    }
+
+    /// An image of its own: the test's directory becomes the root filesystem
+    /// of a PID 1 in fresh PID and mount namespaces (`unshare --root`), with
+    /// `binary` as `/supervisor`, `/proc` mounted and `/dev/null` (which Docker
+    /// and Kubernetes always provide) and nothing else; the test adds the rest
+    /// with [`Test::file`]. It runs from `/app`, where [`Test::config`] writes.
+    /// Needs real root (mknod, setuid to the users of its /etc/passwd).
+    pub fn in_root(binary: &Path) -> Test {
+        let mut test = Test::new();
+        let root = test.dir.path();
+        for folder in ["app", "proc", "dev"] {
+            std::fs::create_dir_all(root.join(folder)).expect("mkdir");
+        }
+        std::fs::copy(binary, root.join("supervisor")).expect("copy the binary into the root");
+        let status = Command::new("mknod")
+            .args(["-m", "666"])
+            .arg(root.join("dev/null"))
+            .args(["c", "1", "3"])
+            .status()
+            .expect("mknod");
+        assert!(status.success(), "mknod /dev/null (needs root)");
+        test.subdir = Some("app".into());
+        test.own_root = true;
+        test.as_pid1 = true;
+        test.clean_env = true;
+        test
+    }
+
+    /// The root filesystem of [`Test::in_root`] (the test's directory).
+    pub fn root(&self) -> &Path {
+        self.dir.path()
     }
 
     /// A copy of `examples/NAME`, beside the shared `examples/stand-ins` it
@@ -132,6 +167,13 @@ impl Test {
         let mut command = if let Some(script) = &self.shell {
             let mut command = Command::new("sh");
             command.arg("-c").arg(script).env("BIN", BIN);
+            command
+        } else if self.own_root {
+            let mut command = Command::new("unshare");
+            command
+                .args(["--pid", "--fork", "--mount-proc=/proc", "--wd=/app"])
+                .arg(format!("--root={}", self.dir.path().display()))
+                .arg("/supervisor");
             command
         } else if self.as_pid1 {
             let mut command = Command::new("unshare");

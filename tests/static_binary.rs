@@ -1,0 +1,121 @@
+//! The release artifact (`scripts/build-static.sh`) as PID 1 of an image that
+//! holds nothing else: no libc, no loader, no /usr, no /tmp, no nsswitch.conf —
+//! the scratch / distroless / Alpine case. Only busybox-static (for `sh`), a
+//! minimal /etc, the app's config and SQL migrations.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::support::db::Postgres;
+use crate::support::{http, secs, wait_health, Test};
+
+/// The static binary of the current sources: `scripts/build-static.sh` builds
+/// it (incrementally, in its own target folder) and prints its path. Built
+/// once per test run.
+fn static_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/build-static.sh");
+            let output = Command::new(script).output().expect("run scripts/build-static.sh");
+            assert!(
+                output.status.success(),
+                "scripts/build-static.sh failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+        })
+        .clone()
+}
+
+fn busybox() -> PathBuf {
+    let path = PathBuf::from("/bin/busybox");
+    assert!(path.exists(), "busybox-static is missing (scripts/test.sh installs it)");
+    path
+}
+
+/// An image with the static binary, busybox as `sh`/`id`/`sleep`, a user
+/// `app`, and `db.internal` known only from /etc/hosts.
+fn image() -> Test {
+    let test = Test::in_root(&static_binary()).env("PATH", "/bin");
+    let etc = test.root().join("etc");
+    std::fs::create_dir_all(&etc).expect("mkdir etc");
+    for (name, text) in [
+        ("passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/app:/bin/sh\n"),
+        ("group", "root:x:0:\napp:x:1000:\n"),
+        ("hosts", "127.0.0.1 localhost\n127.0.0.1 db.internal\n"),
+    ] {
+        std::fs::write(etc.join(name), text).expect("write /etc file");
+    }
+    let bin = test.root().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir bin");
+    std::fs::copy(busybox(), bin.join("busybox")).expect("copy busybox");
+    for applet in ["sh", "id", "sleep", "cat"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink applet");
+    }
+    let out = test.root().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir out");
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod out");
+    test
+}
+
+#[test]
+fn the_release_binary_links_nothing_at_run_time() {
+    let binary = static_binary();
+    let headers = Command::new("readelf").arg("-lW").arg(&binary).output().expect("readelf");
+    let headers = String::from_utf8_lossy(&headers.stdout);
+    assert!(headers.contains("LOAD"), "readelf printed no program headers:\n{headers}");
+    assert!(
+        !headers.contains("INTERP"),
+        "{} asks for a program interpreter:\n{headers}",
+        binary.display()
+    );
+    let dynamic = Command::new("readelf").arg("-dW").arg(&binary).output().expect("readelf");
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(!dynamic.contains("(NEEDED)"), "{} needs libraries:\n{dynamic}", binary.display());
+}
+
+#[test]
+fn as_pid1_in_an_empty_image_it_drops_to_a_user_waits_for_a_host_migrates_serves_health_and_stops() {
+    let pg = Postgres::start();
+    let url = pg.create_database("scratch");
+    let port = url.rsplit(':').next().and_then(|tail| tail.split('/').next()).expect("port");
+    let url_by_name = url.replace("127.0.0.1", "db.internal");
+
+    let mut run = image()
+        .config(&format!(
+            "wait_for = [\"tcp://db.internal:{port}\"]\n\n\
+             [migrate]\ndir = \"migrations\"\n\n\
+             [process.app]\n\
+             command = \"id -u > /out/identity; id -un >> /out/identity; echo serving; exec sleep 1000\"\n\
+             user = \"app\"\n"
+        ))
+        .file("migrations/1_users.sql", "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);\n")
+        .file("migrations/2_seed.sql", "INSERT INTO users (email) VALUES ('a@example.com');\n")
+        .env("DATABASE_URL", &url_by_name)
+        .args(["run"])
+        .start();
+
+    // Nothing of the host leaks in: what the binary sees is only the image.
+    for absent in ["lib", "lib64", "usr", "etc/nsswitch.conf", "etc/resolv.conf"] {
+        assert!(!run.dir().parent().expect("root").join(absent).exists(), "{absent} in the image");
+    }
+
+    run.wait_stderr("started process=app", secs(30));
+    run.wait_stdout("app.0 | serving", secs(10));
+    let address = run.health_address();
+    let health = wait_health(&address, secs(10), "running with migrations applied", |status, json| {
+        status == 200 && json["status"] == "ok"
+    });
+    assert_eq!(health["migrations"]["state"], "applied", "/health: {health}");
+    assert_eq!(health["migrations"]["applied"], 2, "/health: {health}");
+    assert_eq!(pg.sql("scratch", "SELECT count(*) FROM users"), "1");
+
+    let identity = std::fs::read_to_string(run.dir().parent().expect("root").join("out/identity")).expect("identity file");
+    assert_eq!(identity, "1000\napp\n", "the process runs as the image's user `app`");
+
+    let (status, _) = http("GET", &address, "/readyz");
+    assert_eq!(status, 200);
+    run.assert_stops_cleanly(secs(10));
+}
