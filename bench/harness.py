@@ -163,9 +163,19 @@ class Supervisor(Peer):
         return launch([self.binary or SUPERVISOR, "run", "--config", path], workdir, stdout)
 
 
-class Baseline(Supervisor):
-    """An earlier build (`--baseline PATH`), measured in the same run to show what a change moved."""
-    name = "supervisor (baseline)"
+class Variant(Supervisor):
+    """Another build (`--variant NAME=PATH`, `--baseline PATH`): an earlier
+    commit, or the same sources linked another way, measured in the same run
+    beside the peers to show what a change moved."""
+
+    def __init__(self, label, binary):
+        self.name = f"supervisor ({label})"
+        self.binary = os.path.abspath(binary)
+
+
+def supervisors():
+    """(name, binary) of every supervisor build measured in this run."""
+    return [(p.name, p.binary or SUPERVISOR) for p in PEERS if isinstance(p, Supervisor)]
 
 
 class S6(Peer):
@@ -342,7 +352,8 @@ def metric_respawn(reps):
 
 def metric_orphans(reps, storm):
     """5. orphan storm: 10,000 orphans reaped (ms) and PID 1's peak RSS (kB), as PID 1."""
-    inits = {"supervisor": [SUPERVISOR, "exec", "--"], "tini": ["tini", "--"], "dumb-init": ["dumb-init", "--"]}
+    inits = {name: [binary, "exec", "--"] for name, binary in supervisors()}
+    inits.update({"tini": ["tini", "--"], "dumb-init": ["dumb-init", "--"]})
     times, rss = [], []
     for name, argv in inits.items():
         if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
@@ -750,7 +761,7 @@ def metric_drain(rolls):
 
 def metric_size_and_build(full):
     """10. binary size (stripped) and cold build time."""
-    rows = [("supervisor", os.path.getsize(SUPERVISOR))]
+    rows = [(name, os.path.getsize(binary)) for name, binary in supervisors()]
     for tool in ("tini", "dumb-init", "s6-svscan", "horust", "supervisord", "honcho"):
         path = shutil.which(tool)
         if path:
@@ -899,11 +910,12 @@ def main():
     parser.add_argument("--only", default="", help="comma-separated metrics: launch,rss,respawn,orphans,logs,migrations,health,idle,drain,size")
     parser.add_argument("--baseline", default=None,
                         help="an earlier supervisor binary, measured beside the current one as \"supervisor (baseline)\"")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH",
+                        help="another supervisor binary, measured beside the current one as \"supervisor (NAME)\" (repeatable)")
     args = parser.parse_args()
-    if args.baseline:
-        baseline = Baseline()
-        baseline.binary = os.path.abspath(args.baseline)
-        PEERS.insert(1, baseline)
+    variants = [v.split("=", 1) for v in args.variant] + ([["baseline", args.baseline]] if args.baseline else [])
+    for position, (label, binary) in enumerate(variants, start=1):
+        PEERS.insert(position, Variant(label, binary))
     global SUPERVISOR
     if args.binary:
         SUPERVISOR = os.path.abspath(args.binary)

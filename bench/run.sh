@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command: installs the peers when missing, builds supervisor (release),
+# One command: installs the peers when missing, builds supervisor (release, static and dynamic),
 # and runs every benchmark side by side. `bench/run.sh --quick` is a smoke.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +14,8 @@ fi
 command -v honcho >/dev/null 2>&1 || pip install -q honcho
 python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib
 command -v horust >/dev/null 2>&1 || cargo install horust --locked --quiet
+# The release artifact (static) is "supervisor"; the ordinary dynamic build is
+# measured beside it, so the report shows what static linking moved.
 cargo build --release --quiet
-exec python3 bench/harness.py "$@"
+static=$(scripts/build-static.sh)
+exec python3 bench/harness.py --binary "$static" --variant dynamic=target/release/supervisor "$@"

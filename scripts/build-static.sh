@@ -21,6 +21,14 @@ case "$triple" in
   *) echo "build-static.sh: needs a *-linux-gnu host, not $triple" >&2; exit 1 ;;
 esac
 
+# Called from a test, we inherit the variables cargo sets for it; ring's build
+# script reruns when CARGO_MANIFEST_DIR changes, so each caller would rebuild
+# everything (4 minutes) for the other. Both see the same environment this way.
+for name in $(compgen -e); do
+  case "$name" in
+    CARGO_MANIFEST_*|CARGO_PKG_*|CARGO_BIN_EXE_*|CARGO_CRATE_NAME|CARGO_TARGET_TMPDIR|OUT_DIR) unset "$name" ;;
+  esac
+done
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
   cargo build --release --locked --quiet --target "$triple" --target-dir target/static >&2
 

@@ -18,4 +18,5 @@ cargo deny --log-level error check licenses bans sources
 # for real). It fails when a peer row of ours is missing (a binary that never
 # comes up), so it can fail.
 cargo build --quiet
-python3 bench/harness.py --quick --only launch,respawn --binary target/debug/supervisor --require supervisor
+python3 bench/harness.py --quick --only launch,respawn --binary target/debug/supervisor \
+  --variant again=target/debug/supervisor --require "supervisor,supervisor (again)"

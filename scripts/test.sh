@@ -26,6 +26,8 @@ need openssl openssl           # TLS tests make their certificates
 # The static release binary as PID 1 of an empty image: busybox-static is its `sh`.
 { [ -x /bin/busybox ] && ! readelf -lW /bin/busybox 2>/dev/null | grep -q INTERP; } || missing+=(busybox-static)
 need readelf binutils          # … and proves the binary asks for no loader and no library
+# … and that an nsswitch.conf naming a loadable module (systemd's) cannot crash it.
+[ -n "$(ls /usr/lib/*/libnss_systemd.so.2 /lib/*/libnss_systemd.so.2 2>/dev/null)" ] || missing+=(libnss-systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}" >&2
   apt-get update -qq

@@ -11,7 +11,8 @@
 //! - `env`: dotenv files and the JSON Schema check of the environment;
 //! - `health`, `reach`, `wait_for`: the health server and reachability checks;
 //! - `migrate`, `job`, `tasks`: migrations under a lock, one-shot commands;
-//! - `pid1`, `supervise`, `logs`: signals and reaping, the event loop, output.
+//! - `pid1`, `supervise`, `logs`: signals and reaping, the event loop, output;
+//! - `name_services`: users and host names in the static build.
 
 pub mod cli;
 pub mod commands;
@@ -26,6 +27,7 @@ pub mod health;
 pub mod job;
 pub mod logs;
 pub mod migrate;
+pub mod name_services;
 pub mod pid1;
 pub mod plan;
 pub mod reach;

@@ -27,6 +27,9 @@ fn main() {
         std::process::exit(70);
     }
     pid1::close_inherited_descriptors();
+    // Before any thread and any lookup: a static glibc must never load the
+    // image's NSS modules (see the module's doc).
+    supervisor::name_services::use_built_in_services_only();
 
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
