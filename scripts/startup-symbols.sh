@@ -8,7 +8,8 @@
 # 9 MB of text kept ~4.4 MB resident in every supervisor (docs/benchmarks.md).
 #
 # Run it after changes that move the start-up path (new crates, a new phase of
-# `run`); a stale list is harmless: names it does not find are skipped, and
+# `run`), then scripts/build-static.sh, then it again until the list stops
+# growing; a stale list is harmless: names it does not find are skipped, and
 # functions it does not name are laid out as before.
 #
 #   scripts/startup-symbols.sh       (installs valgrind when missing; ~6 min)
@@ -82,7 +83,7 @@ if command -v perf >/dev/null 2>&1; then
   perf script -i "$work/perf.data" -F addr 2>/dev/null >"$work/faults" || true
 fi
 
-python3 - "$work/callgrind.out" "$binary" "$work/faults" <<'EOF' >scripts/startup-symbols.txt
+python3 - "$work/callgrind.out" "$binary" "$work/faults" <<'EOF' >"$work/startup-symbols.txt"
 import bisect, re, subprocess, sys
 profile, binary, faults = sys.argv[1], sys.argv[2], sys.argv[3]
 executed = set()
@@ -97,6 +98,9 @@ for line in subprocess.run(["nm", "-n", "-S", "--defined-only", binary], capture
         defined.add(parts[3])
         starts.append((int(parts[0], 16), int(parts[1], 16), parts[3]))
 chosen = executed & defined
+# Names of the last list that still exist stay: a page fault shows only the first function
+# touched in its 64 KB, so each round (regenerate, rebuild, regenerate) adds what the last hid.
+chosen |= {name for name in open("scripts/startup-symbols.txt").read().split() if name in defined}
 addresses = [start for start, _, _ in starts]
 for line in open(faults):
     try:
@@ -114,4 +118,5 @@ chosen |= {name for name in defined if any(name.startswith(f) for f in families)
 for name in sorted(chosen):
     print(name)
 EOF
+mv "$work/startup-symbols.txt" scripts/startup-symbols.txt
 echo "startup-symbols.sh: $(wc -l <scripts/startup-symbols.txt) functions in scripts/startup-symbols.txt" >&2
