@@ -40,7 +40,7 @@ flags+=" -C relocation-model=static"
 # The functions start-up runs, side by side at the start of .text, so that a
 # running supervisor keeps ~1 MB of its code resident instead of ~4 MB
 # (scripts/startup-symbols.sh says why and regenerates the list). lld is
-# rustc's linker on x86_64 Linux since Rust 1.90.
+# rustc's linker on x86_64-unknown-linux-gnu since Rust 1.90 (only there).
 target=target/static
 # Built with its symbols and stripped afterwards: cargo hashes the profile into
 # every mangled name, so a build stripped by cargo would not have the names
@@ -53,11 +53,12 @@ list="$target/startup-symbols-$(sha256sum scripts/startup-symbols.txt | cut -c1-
 mkdir -p "$target"
 [ -f "$list" ] || cp scripts/startup-symbols.txt "$list"
 minor=$(rustc -V | sed -n 's/^rustc 1\.\([0-9]*\).*/\1/p')
-if [ "${minor:-0}" -ge 90 ]; then
+if [ "$triple" = x86_64-unknown-linux-gnu ] && [ "${minor:-0}" -ge 90 ]; then
   flags+=" -C link-arg=-Wl,--symbol-ordering-file=$PWD/$list"
   flags+=" -C link-arg=-Wl,--no-warn-symbol-ordering"
 else
-  echo "build-static.sh: rustc before 1.90 links with GNU ld: start-up code left unordered (~2 MB more resident)" >&2
+  # Elsewhere (aarch64, older rustc) the linker is GNU ld, which has no such option.
+  echo "build-static.sh: linking with GNU ld here: start-up code left unordered (~2 MB more resident)" >&2
 fi
 RUSTFLAGS="${RUSTFLAGS:-} $flags" \
   cargo build --release --locked --quiet --target "$triple" --target-dir "$target" >&2
