@@ -188,9 +188,12 @@ fn an_nsswitch_conf_naming_loadable_modules_is_not_followed_into_a_crash() {
             format!("[health]\nlisten = \"off\"\n\n[process.app]\ncommand = \"true\"\nuser = \"{user}\"\nrestart = \"never\"\n"),
         )
         .expect("write config");
-        // Our own mount namespace, so the host's nsswitch.conf is untouched.
-        let output = Command::new("unshare")
+        // Our own mount namespace, so the host's nsswitch.conf is untouched;
+        // `timeout`, so a hang fails the test instead of stalling the suite.
+        let output = Command::new("timeout")
             .args([
+                "30",
+                "unshare",
                 "--mount",
                 "sh",
                 "-c",
