@@ -63,15 +63,16 @@ fn image() -> Test {
     test
 }
 
+/// What `readelf FLAG BINARY` prints.
+fn readelf(flag: &str, binary: &std::path::Path) -> String {
+    let output = Command::new("readelf").arg(flag).arg(binary).output().expect("readelf");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 #[test]
 fn the_release_binary_links_nothing_at_run_time() {
     let binary = static_binary();
-    let headers = Command::new("readelf")
-        .arg("-lW")
-        .arg(&binary)
-        .output()
-        .expect("readelf");
-    let headers = String::from_utf8_lossy(&headers.stdout);
+    let headers = readelf("-lW", &binary);
     assert!(
         headers.contains("LOAD"),
         "readelf printed no program headers:\n{headers}"
@@ -81,12 +82,7 @@ fn the_release_binary_links_nothing_at_run_time() {
         "{} asks for a program interpreter:\n{headers}",
         binary.display()
     );
-    let dynamic = Command::new("readelf")
-        .arg("-dW")
-        .arg(&binary)
-        .output()
-        .expect("readelf");
-    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    let dynamic = readelf("-dW", &binary);
     assert!(
         !dynamic.contains("(NEEDED)"),
         "{} needs libraries:\n{dynamic}",
